@@ -1,0 +1,391 @@
+//! The stable ABI between the host and plugins (abi_stable).
+//!
+//! Everything here is `#[repr(C)]` and `StableAbi`: the host checks the layout of every type
+//! reachable from [`PluginMod`] when it loads a plugin library, so a plugin built against an
+//! incompatible version of this crate is refused instead of misbehaving.
+//!
+//! Conventions shared by all views:
+//! - dense matrices are row-major `f32`, rows × cols, in one slice;
+//! - node embeddings hold users first, then items: row `u` is user `u`, row `n_users + i` is
+//!   item `i`;
+//! - gradients are *accumulated* into the buffers the host passes (`+=`), never overwritten,
+//!   so several losses can share one buffer.
+
+use abi_stable::{
+    declare_root_module_statics,
+    library::RootModule,
+    package_version_strings, sabi_trait,
+    sabi_types::{RRef, VersionStrings},
+    std_types::{RBox, RResult, RSlice, RSliceMut, RStr, RString, RVec},
+    StableAbi,
+};
+
+/// Bumped whenever a type or method in this module changes meaning or layout.
+/// The host refuses plugins whose `abi_version` differs from its own.
+pub const ABI_VERSION: u32 = 1;
+
+/// What a plugin provides.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PluginKind {
+    /// A model that maps a graph view to user and item embeddings.
+    Backbone,
+    /// An extra loss over the backbone's embeddings (ProMax, RLMRec, ...).
+    Augmenter,
+}
+
+impl PluginKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Backbone => "backbone",
+            PluginKind::Augmenter => "augmenter",
+        }
+    }
+}
+
+/// One hyperparameter as shown by `promax plugins show NAME`.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct HparamInfo {
+    pub name: RString,
+    /// `integer`, `float`, `bool`, `string`, `array` or `table`.
+    pub ty: RString,
+    /// The default value, as JSON text.
+    pub default: RString,
+    /// One line: what it does.
+    pub doc: RString,
+}
+
+/// Static description of a plugin.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct PluginInfo {
+    pub name: RString,
+    pub kind: PluginKind,
+    /// The plugin's own version (its crate version).
+    pub version: RString,
+    /// The [`ABI_VERSION`] the plugin was built against.
+    pub abi_version: u32,
+    pub description: RString,
+    pub hparams: RVec<HparamInfo>,
+}
+
+/// How the host initialises a parameter table.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// U(-a, a), a = sqrt(6 / (rows + cols)).
+    XavierUniform,
+    Zeros,
+}
+
+/// A trainable table a plugin asks the host to own, initialise, regularise and optimise.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct TableSpec {
+    pub name: RString,
+    pub rows: usize,
+    pub cols: usize,
+    pub init: Init,
+}
+
+/// Where table `k` lives inside a plugin's flat parameter buffer.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableLayout {
+    pub offset: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// A plugin's parameters: all its tables, in declaration order, in one flat buffer.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct ParamsRef<'a> {
+    pub data: RSlice<'a, f32>,
+    pub layout: RSlice<'a, TableLayout>,
+}
+
+/// Gradient buffer with the same layout as [`ParamsRef`]; plugins accumulate into it.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct GradsMut<'a> {
+    pub data: RSliceMut<'a, f32>,
+    pub layout: RSlice<'a, TableLayout>,
+}
+
+/// A compressed-sparse-row matrix, borrowed.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct CsrView<'a> {
+    pub n_rows: usize,
+    pub n_cols: usize,
+    /// `n_rows + 1` offsets into `indices` / `values`.
+    pub indptr: RSlice<'a, usize>,
+    pub indices: RSlice<'a, u32>,
+    pub values: RSlice<'a, f32>,
+}
+
+/// One graph view the backbone propagates over: the normalised bipartite adjacency over
+/// users then items, and its transpose (equal to it unless edges were dropped).
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct GraphView<'a> {
+    pub n_users: usize,
+    pub n_items: usize,
+    pub adj: CsrView<'a>,
+    pub adj_t: CsrView<'a>,
+    /// 0 is the training graph; augmenter views follow in the order they were requested.
+    pub view: u32,
+    /// True while training (edge dropout may be applied), false at evaluation.
+    pub training: bool,
+}
+
+/// How a backbone wants its graph built.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq)]
+pub struct GraphSpec {
+    /// Add the identity to A before normalising (LR-GCCF).
+    pub self_loops: bool,
+    /// Training-time edge dropout: each stored entry of Â is kept with this probability,
+    /// kept entries are not rescaled. 1.0 disables it.
+    pub keep_rate: f32,
+    /// False for backbones that never read the graph (MF): the host skips building it.
+    pub uses_graph: bool,
+}
+
+impl Default for GraphSpec {
+    fn default() -> Self {
+        GraphSpec {
+            self_loops: false,
+            keep_rate: 1.0,
+            uses_graph: true,
+        }
+    }
+}
+
+/// A training batch: one (user, positive, negative) triple per row.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct BatchView<'a> {
+    pub users: RSlice<'a, u32>,
+    pub pos: RSlice<'a, u32>,
+    pub neg: RSlice<'a, u32>,
+    /// 1-based epoch.
+    pub epoch: u64,
+    /// Global step counter (batches since the start of training).
+    pub step: u64,
+    /// A seed derived from the run seed and the step: plugins draw their randomness from it
+    /// so that runs repeat exactly.
+    pub seed: u64,
+}
+
+/// Final node embeddings of one view, users then items, `width` columns.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct EmbRef<'a> {
+    pub data: RSlice<'a, f32>,
+    pub n_users: usize,
+    pub n_items: usize,
+    pub width: usize,
+}
+
+/// Mutable node-embedding buffer (forward output, or a gradient to accumulate into).
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct EmbMut<'a> {
+    pub data: RSliceMut<'a, f32>,
+    pub n_users: usize,
+    pub n_items: usize,
+    pub width: usize,
+}
+
+/// A named loss value, reported per epoch in `epochs.csv`.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct LossTerm {
+    pub name: RString,
+    pub value: f64,
+}
+
+/// An extra graph view an augmenter needs, built by the host from an interaction file.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct ViewSpec {
+    pub name: RString,
+    /// Path of a `user<TAB>item` file; relative paths resolve against the dataset folder.
+    pub interactions: RString,
+}
+
+/// What a plugin learns about the run when it is constructed.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct PluginEnv<'a> {
+    pub n_users: usize,
+    pub n_items: usize,
+    /// The dataset folder (empty for the built-in synthetic dataset).
+    pub data_dir: RStr<'a>,
+    pub seed: u64,
+}
+
+/// Dense product `C = alpha · op(A) · op(B) + beta · C`, op(A) is m × k, op(B) k × n.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct GemmSpec {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub alpha: f32,
+    pub beta: f32,
+}
+
+/// Full-ranking request: score `queries` (rows × dim) against all `items` (n × dim) by inner
+/// product, skip each row's `exclude` items, keep the `k` best (ties: lower item id first).
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct TopkRequest<'a> {
+    pub queries: RSlice<'a, f32>,
+    pub items: RSlice<'a, f32>,
+    pub dim: usize,
+    /// Row r lists the item ids to skip for query r (rows aligned with `queries`).
+    pub exclude: CsrView<'a>,
+    pub k: usize,
+}
+
+/// The compute operations the host lends to plugins. The host picks the backend (CPU with
+/// rayon, or CUDA), so plugin code never chooses a device.
+#[sabi_trait]
+pub trait KernelTable: Send + Sync {
+    /// `out = A · x + beta · out`, x is A.n_cols × cols, out A.n_rows × cols.
+    fn spmm(
+        &self,
+        a: CsrView<'_>,
+        x: RSlice<'_, f32>,
+        cols: usize,
+        out: RSliceMut<'_, f32>,
+        beta: f32,
+    ) -> RResult<(), RString>;
+
+    /// See [`GemmSpec`].
+    fn gemm(
+        &self,
+        spec: GemmSpec,
+        a: RSlice<'_, f32>,
+        b: RSlice<'_, f32>,
+        c: RSliceMut<'_, f32>,
+    ) -> RResult<(), RString>;
+
+    /// Writes rows × k item ids and scores (row-major); slots beyond the number of
+    /// rankable items hold `u32::MAX` and `-inf`.
+    #[sabi(last_prefix_field)]
+    fn score_topk(
+        &self,
+        req: TopkRequest<'_>,
+        out_items: RSliceMut<'_, u32>,
+        out_scores: RSliceMut<'_, f32>,
+    ) -> RResult<(), RString>;
+}
+
+/// How plugins receive the kernel table: borrowed for the duration of one call.
+pub type KernelsRef<'a> = KernelTable_TO<'a, RRef<'a, ()>>;
+
+/// A backbone: parameters → final user and item embeddings for a graph view.
+#[sabi_trait]
+pub trait Backbone: Send {
+    /// Trainable tables, in the order of the flat parameter buffer.
+    fn tables(&self) -> RVec<TableSpec>;
+
+    /// How the host should build the graph views.
+    fn graph_spec(&self) -> GraphSpec;
+
+    /// Columns of the final embeddings (LR-GCCF concatenates layers: d·(L+1)).
+    fn width(&self) -> usize;
+
+    /// Writes final embeddings of every user and item into `out` (overwrites).
+    fn forward(
+        &mut self,
+        k: KernelsRef<'_>,
+        params: ParamsRef<'_>,
+        graph: GraphView<'_>,
+        out: EmbMut<'_>,
+    ) -> RResult<(), RString>;
+
+    /// Given dL/d(final embeddings) for `graph`, accumulates dL/d(params) into `grads`.
+    fn backward(
+        &mut self,
+        k: KernelsRef<'_>,
+        params: ParamsRef<'_>,
+        graph: GraphView<'_>,
+        d_out: EmbRef<'_>,
+        grads: GradsMut<'_>,
+    ) -> RResult<(), RString>;
+
+    /// Optional extra loss of the backbone itself (SimGCL's contrastive term). May accumulate
+    /// into `d_emb` (gradient w.r.t. the clean final embeddings of view 0) and into `grads`.
+    #[sabi(last_prefix_field)]
+    fn aux_loss(
+        &mut self,
+        k: KernelsRef<'_>,
+        params: ParamsRef<'_>,
+        graph: GraphView<'_>,
+        batch: BatchView<'_>,
+        emb: EmbRef<'_>,
+        d_emb: EmbMut<'_>,
+        grads: GradsMut<'_>,
+    ) -> RResult<RVec<LossTerm>, RString>;
+}
+
+/// An augmenter: extra losses over the backbone's embeddings of one or more graph views.
+#[sabi_trait]
+pub trait Augmenter: Send {
+    /// Its own trainable tables (e.g. an MLP), in flat-buffer order.
+    fn tables(&self) -> RVec<TableSpec>;
+
+    /// Extra graph views beyond view 0 (the training graph), e.g. an augmented interaction
+    /// set. `embs[0]` is always view 0; `embs[1 + j]` is the j-th view requested here.
+    fn views(&self) -> RVec<ViewSpec>;
+
+    /// Loss value(s) for the batch; accumulates gradients w.r.t. every view's embeddings into
+    /// `d_embs` (same order as `embs`) and w.r.t. its own tables into `grads`.
+    #[sabi(last_prefix_field)]
+    fn loss(
+        &mut self,
+        k: KernelsRef<'_>,
+        batch: BatchView<'_>,
+        embs: RSlice<'_, EmbRef<'_>>,
+        d_embs: RSliceMut<'_, EmbMut<'_>>,
+        params: ParamsRef<'_>,
+        grads: GradsMut<'_>,
+    ) -> RResult<RVec<LossTerm>, RString>;
+}
+
+/// An owned backbone trait object.
+pub type BackboneBox = Backbone_TO<'static, RBox<()>>;
+/// An owned augmenter trait object.
+pub type AugmenterBox = Augmenter_TO<'static, RBox<()>>;
+
+/// The root module every plugin library exports.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
+#[sabi(missing_field(panic))]
+pub struct PluginMod {
+    /// Name, kind, versions and hyperparameters.
+    pub info: extern "C" fn() -> RResult<PluginInfo, RString>,
+    /// Builds the backbone from hyperparameters (JSON or TOML text); errors name the key.
+    pub new_backbone:
+        extern "C" fn(RStr<'_>, &PluginEnv<'_>) -> RResult<BackboneBox, RString>,
+    /// Builds the augmenter from hyperparameters (JSON or TOML text); errors name the key.
+    #[sabi(last_prefix_field)]
+    pub new_augmenter:
+        extern "C" fn(RStr<'_>, &PluginEnv<'_>) -> RResult<AugmenterBox, RString>,
+}
+
+impl RootModule for PluginModRef {
+    declare_root_module_statics! {PluginModRef}
+    const BASE_NAME: &'static str = "promax_plugin";
+    const NAME: &'static str = "promax_plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}

@@ -1,0 +1,212 @@
+//! Finite-difference gradient checks, for the host's losses and for any plugin.
+//!
+//! A plugin author checks a backbone with [`check_backbone_gradients`]: it runs the ABI
+//! object exactly as the host would (forward, backward through the kernel table) on a test
+//! loss `L = Σ c ⊙ out + ½ Σ out²` and compares every sampled parameter's analytic gradient
+//! with a central difference computed in f64.
+
+use abi_stable::std_types::RVec;
+
+use crate::abi::*;
+use crate::sdk::{Compute, Emb, EmbBuf, Grads, Params};
+
+/// A tiny deterministic generator (SplitMix64) so checks need no extra dependency.
+#[derive(Clone, Debug)]
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in [-a, a).
+    pub fn symmetric(&mut self, a: f64) -> f64 {
+        (2.0 * self.uniform() - 1.0) * a
+    }
+}
+
+/// One mismatch between an analytic and a numeric derivative.
+#[derive(Clone, Debug)]
+pub struct Mismatch {
+    pub index: usize,
+    pub analytic: f64,
+    pub numeric: f64,
+}
+
+/// Compares `analytic[i]` with the central difference of `f` at `x[i]` for every `i` in
+/// `indices`. `f` is evaluated in f64 on the perturbed f32 vector.
+pub fn finite_difference_check(
+    x: &mut [f32],
+    analytic: &[f32],
+    indices: &[usize],
+    eps: f32,
+    rtol: f64,
+    atol: f64,
+    mut f: impl FnMut(&[f32]) -> f64,
+) -> Vec<Mismatch> {
+    let mut bad = Vec::new();
+    for &i in indices {
+        let orig = x[i];
+        x[i] = orig + eps;
+        let up = f(x);
+        x[i] = orig - eps;
+        let down = f(x);
+        x[i] = orig;
+        // The step actually taken in f32 may differ from eps; use the realised one.
+        let h = (f64::from(orig + eps) - f64::from(orig - eps)) / 2.0;
+        let numeric = (up - down) / (2.0 * h);
+        let a = f64::from(analytic[i]);
+        if (a - numeric).abs() > atol + rtol * a.abs().max(numeric.abs()) {
+            bad.push(Mismatch {
+                index: i,
+                analytic: a,
+                numeric,
+            });
+        }
+    }
+    bad
+}
+
+/// `n` indices spread over `0..len` (all of them when `len <= n`).
+pub fn sample_indices(len: usize, n: usize, seed: u64) -> Vec<usize> {
+    if len <= n {
+        return (0..len).collect();
+    }
+    let mut rng = SplitMix(seed);
+    (0..n).map(|_| (rng.next_u64() % len as u64) as usize).collect()
+}
+
+/// Lays out tables back to back, as the host does.
+pub fn layout_of(tables: &[TableSpec]) -> Vec<TableLayout> {
+    let mut offset = 0;
+    tables
+        .iter()
+        .map(|t| {
+            let l = TableLayout {
+                offset,
+                rows: t.rows,
+                cols: t.cols,
+            };
+            offset += t.rows * t.cols;
+            l
+        })
+        .collect()
+}
+
+/// Random parameters in [-0.5, 0.5) for every table (larger than Xavier, so that the
+/// check exercises every path with non-trivial values).
+pub fn random_params(layout: &[TableLayout], seed: u64) -> Vec<f32> {
+    let n = layout.last().map_or(0, |l| l.offset + l.rows * l.cols);
+    let mut rng = SplitMix(seed);
+    (0..n).map(|_| rng.symmetric(0.5) as f32).collect()
+}
+
+fn test_loss(out: &[f32], c: &[f32]) -> f64 {
+    out.iter()
+        .zip(c)
+        .map(|(&o, &c)| f64::from(c) * f64::from(o) + 0.5 * f64::from(o) * f64::from(o))
+        .sum()
+}
+
+fn forward_into(
+    b: &mut BackboneBox,
+    k: &KernelsRef<'_>,
+    params: &[f32],
+    layout: &[TableLayout],
+    graph: GraphView<'_>,
+    out: &mut [f32],
+) -> Result<(), String> {
+    let width = b.width();
+    let emb = EmbMut {
+        data: out.into(),
+        n_users: graph.n_users,
+        n_items: graph.n_items,
+        width,
+    };
+    b.forward(k.sabi_reborrow(), Params::new(params, layout).to_abi(), graph, emb)
+        .into_result()
+        .map_err(|e| e.into_string())
+}
+
+/// Checks a backbone's `backward` against finite differences of its `forward` on
+/// `L = Σ c ⊙ out + ½ Σ out²` (random `c`), at `samples` parameter entries. Returns the
+/// mismatches (empty when the gradient is right).
+pub fn check_backbone_gradients(
+    b: &mut BackboneBox,
+    k: &KernelsRef<'_>,
+    graph: GraphView<'_>,
+    samples: usize,
+    seed: u64,
+) -> Result<Vec<Mismatch>, String> {
+    let tables: RVec<TableSpec> = b.tables();
+    let layout = layout_of(&tables);
+    let mut params = random_params(&layout, seed);
+    let width = b.width();
+    let n_nodes = graph.n_users + graph.n_items;
+    let mut out = vec![0f32; n_nodes * width];
+    forward_into(b, k, &params, &layout, graph, &mut out)?;
+    let mut rng = SplitMix(seed ^ 0xC0FFEE);
+    let c: Vec<f32> = (0..out.len()).map(|_| rng.symmetric(1.0) as f32).collect();
+    let d_out: Vec<f32> = out.iter().zip(&c).map(|(o, c)| o + c).collect();
+    let mut grads = vec![0f32; params.len()];
+    let d = EmbRef {
+        data: d_out.as_slice().into(),
+        n_users: graph.n_users,
+        n_items: graph.n_items,
+        width,
+    };
+    b.backward(
+        k.sabi_reborrow(),
+        Params::new(&params, &layout).to_abi(),
+        graph,
+        d,
+        Grads::new(&mut grads, &layout).to_abi(),
+    )
+    .into_result()
+    .map_err(|e| e.into_string())?;
+    let indices = sample_indices(params.len(), samples, seed ^ 0xFEED);
+    let mut err = None;
+    let bad = finite_difference_check(&mut params, &grads, &indices, 1e-2, 2e-3, 1e-3, |p| {
+        let mut o = vec![0f32; n_nodes * width];
+        if let Err(e) = forward_into(b, k, p, &layout, graph, &mut o) {
+            err = Some(e);
+        }
+        test_loss(&o, &c)
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(bad),
+    }
+}
+
+/// Wraps kernels for direct use in tests of safe plugin types.
+pub fn compute<'a>(k: &'a KernelsRef<'_>) -> Compute<'a> {
+    Compute::new(k.sabi_reborrow())
+}
+
+/// Read-only embeddings view over a buffer (tests).
+pub fn emb(data: &[f32], n_users: usize, n_items: usize, width: usize) -> Emb<'_> {
+    Emb {
+        data,
+        n_users,
+        n_items,
+        width,
+    }
+}
+
+/// Writable embeddings view over a buffer (tests).
+pub fn emb_buf(data: &mut [f32], n_users: usize, n_items: usize, width: usize) -> EmbBuf<'_> {
+    EmbBuf {
+        data,
+        n_users,
+        n_items,
+        width,
+    }
+}
