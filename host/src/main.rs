@@ -1,1 +1,197 @@
-fn main(){}
+//! The `promax` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use promax::config::{self, Config, DataConfig};
+use promax::data::{load_dataset, stats};
+use promax::model::Model;
+use promax::registry::Registry;
+use promax::runfolder::write_atomic;
+use promax::trainer;
+
+#[derive(Parser)]
+#[command(
+    name = "promax",
+    version,
+    about = "Train and compare collaborative-filtering recommenders, with LLM-derived profiles"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the model a config file describes and write a run folder.
+    Train {
+        /// Experiment config (TOML; may `extends` others).
+        config: PathBuf,
+        /// Override a config key, e.g. `--set train.seed=7` (repeatable; applied last).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Run folder (default: run.out_dir/<dataset>-<model>-s<seed>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Re-evaluate a finished run from its folder (config.toml + model.safetensors).
+    Eval { run_dir: PathBuf },
+    /// List plugins (built-in and found in plugin folders), or show one's hyperparameters.
+    Plugins {
+        #[command(subcommand)]
+        action: Option<PluginsAction>,
+        /// Read `plugin_dirs` from this config as well.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Dataset utilities.
+    Data {
+        #[command(subcommand)]
+        action: DataAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginsAction {
+    /// Hyperparameters of one plugin, with defaults and docs.
+    Show { name: String },
+}
+
+#[derive(Subcommand)]
+enum DataAction {
+    /// Counts, density and per-user statistics of a dataset folder.
+    Stats { dataset_dir: PathBuf },
+}
+
+fn init_threads(threads: usize) -> Result<()> {
+    if threads > 0 {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("setting up the thread pool")?;
+    }
+    Ok(())
+}
+
+fn cmd_train(config: &Path, sets: &[String], out: Option<&Path>) -> Result<()> {
+    let cfg = config::load(config, sets)?;
+    init_threads(cfg.train.threads)?;
+    let registry = Registry::discover(&cfg.plugin_dirs)?;
+    let ds = load_dataset(&cfg.data)?;
+    let model = Model::build(&cfg, &registry, &ds)?;
+    let dir = trainer::run_dir(&cfg, &ds, out);
+    write_atomic(&dir.join("config.toml"), config::to_toml(&cfg).as_bytes())?;
+    tracing::info!(
+        "training {} on {} ({} users, {} items, {} train pairs) into {}",
+        cfg.model.backbone,
+        ds.name,
+        ds.n_users,
+        ds.n_items,
+        ds.train.len(),
+        dir.display()
+    );
+    let s = trainer::train(&cfg, &ds, model, &dir)?;
+    println!(
+        "{}: best epoch {} of {}, test recall@20 {:.4} ndcg@20 {:.4} ({:.3} s/epoch, {:.3} s/eval)",
+        dir.display(),
+        s.best_epoch,
+        s.epochs_run,
+        s.test.get("recall@20").copied().unwrap_or(f64::NAN),
+        s.test.get("ndcg@20").copied().unwrap_or(f64::NAN),
+        s.seconds_per_epoch,
+        s.eval_seconds
+    );
+    Ok(())
+}
+
+fn cmd_eval(run: &Path) -> Result<()> {
+    let cfg = config::load(&run.join("config.toml"), &[])?;
+    init_threads(cfg.train.threads)?;
+    let registry = Registry::discover(&cfg.plugin_dirs)?;
+    let ds = load_dataset(&cfg.data)?;
+    let model = Model::build(&cfg, &registry, &ds)?;
+    let (valid, test) = trainer::evaluate_run(&cfg, &ds, model, run)?;
+    let out = serde_json::json!({ "valid": valid.metrics, "test": test.metrics });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn cmd_plugins(action: Option<PluginsAction>, config: Option<&Path>) -> Result<()> {
+    let dirs = match config {
+        Some(c) => config::load(c, &[])?.plugin_dirs,
+        None => Vec::new(),
+    };
+    let registry = Registry::discover(&dirs)?;
+    match action {
+        None => {
+            println!("{:<16} {:<10} {:<9} origin", "name", "kind", "version");
+            for e in registry.entries() {
+                println!(
+                    "{:<16} {:<10} {:<9} {}",
+                    e.info.name,
+                    e.info.kind.as_str(),
+                    e.info.version,
+                    e.origin
+                );
+            }
+        }
+        Some(PluginsAction::Show { name }) => {
+            let e = registry.find(&name)?;
+            println!(
+                "{} ({}, v{}, {})",
+                e.info.name,
+                e.info.kind.as_str(),
+                e.info.version,
+                e.origin
+            );
+            println!("{}\n", e.info.description);
+            println!("hyperparameters ([plugins.{}] in a config):", e.info.name);
+            for h in e.info.hparams.iter() {
+                println!(
+                    "  {:<16} {:<8} default {:<8} {}",
+                    h.name, h.ty, h.default, h.doc
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cmd_data_stats(dir: &Path) -> Result<()> {
+    let dc = DataConfig {
+        path: dir.to_owned(),
+        ..Config::default().data
+    };
+    let ds = load_dataset(&dc)?;
+    println!("{}", stats(&ds));
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train { config, sets, out } => cmd_train(&config, &sets, out.as_deref()),
+        Command::Eval { run_dir } => cmd_eval(&run_dir),
+        Command::Plugins { action, config } => cmd_plugins(action, config.as_deref()),
+        Command::Data {
+            action: DataAction::Stats { dataset_dir },
+        } => cmd_data_stats(&dataset_dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -375,12 +375,10 @@ pub struct PluginMod {
     /// Name, kind, versions and hyperparameters.
     pub info: extern "C" fn() -> RResult<PluginInfo, RString>,
     /// Builds the backbone from hyperparameters (JSON or TOML text); errors name the key.
-    pub new_backbone:
-        extern "C" fn(RStr<'_>, &PluginEnv<'_>) -> RResult<BackboneBox, RString>,
+    pub new_backbone: extern "C" fn(RStr<'_>, &PluginEnv<'_>) -> RResult<BackboneBox, RString>,
     /// Builds the augmenter from hyperparameters (JSON or TOML text); errors name the key.
     #[sabi(last_prefix_field)]
-    pub new_augmenter:
-        extern "C" fn(RStr<'_>, &PluginEnv<'_>) -> RResult<AugmenterBox, RString>,
+    pub new_augmenter: extern "C" fn(RStr<'_>, &PluginEnv<'_>) -> RResult<AugmenterBox, RString>,
 }
 
 impl RootModule for PluginModRef {

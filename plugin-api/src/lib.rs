@@ -1,4 +1,5 @@
 #![allow(non_local_definitions)] // emitted by abi_stable's #[sabi_trait] expansion
+#![allow(clippy::too_many_arguments)] // ABI methods mirror the training step's inputs one to one
 //! The promax plugin ABI and SDK.
 //!
 //! - [`abi`]: the `#[repr(C)]`, layout-checked types and trait objects that cross the

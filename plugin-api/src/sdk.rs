@@ -340,11 +340,17 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
 }
 
 /// Runs plugin code so that neither a panic nor an error crosses the FFI boundary raw.
-fn guarded<T>(plugin: &str, what: &str, f: impl FnOnce() -> PluginResult<T>) -> RResult<T, RString> {
+fn guarded<T>(
+    plugin: &str,
+    what: &str,
+    f: impl FnOnce() -> PluginResult<T>,
+) -> RResult<T, RString> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => ROk(v),
         Ok(Err(e)) => RErr(format!("plugin `{plugin}`: {what}: {e}").into()),
-        Err(p) => RErr(format!("plugin `{plugin}` panicked in {what}: {}", panic_message(p)).into()),
+        Err(p) => {
+            RErr(format!("plugin `{plugin}` panicked in {what}: {}", panic_message(p)).into())
+        }
     }
 }
 
@@ -387,7 +393,8 @@ pub fn parse_hparams<H: Hparams>(text: &str) -> PluginResult<H> {
     let given: Value = if text.is_empty() {
         Value::Object(Map::new())
     } else if text.starts_with('{') {
-        serde_json::from_str(text).map_err(|e| format!("hyperparameters are not valid JSON: {e}"))?
+        serde_json::from_str(text)
+            .map_err(|e| format!("hyperparameters are not valid JSON: {e}"))?
     } else {
         let t: toml::Value =
             toml::from_str(text).map_err(|e| format!("hyperparameters are not valid TOML: {e}"))?;
@@ -430,6 +437,22 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
+/// JSON text of a default value. A float that is exactly an `f32` is written as the `f32`
+/// (`0.8`, not `0.800000011920929`, which is how the f64 JSON value of `0.8f32` prints).
+fn default_text(v: &Value) -> String {
+    match v.as_f64() {
+        Some(x) if v.is_f64() && f64::from(x as f32) == x && x.is_finite() => {
+            let s = (x as f32).to_string();
+            if s.contains('.') {
+                s
+            } else {
+                format!("{s}.0")
+            }
+        }
+        _ => v.to_string(),
+    }
+}
+
 /// The [`PluginInfo`] of a plugin type; hyperparameters come from its `Default` and docs.
 pub fn plugin_info<P: PluginMeta>(kind: PluginKind) -> PluginInfo {
     let defaults = defaults_object::<P::Hparams>();
@@ -438,7 +461,7 @@ pub fn plugin_info<P: PluginMeta>(kind: PluginKind) -> PluginInfo {
         .map(|(name, v)| HparamInfo {
             name: name.as_str().into(),
             ty: json_type(v).into(),
-            default: v.to_string().into(),
+            default: default_text(v).into(),
             doc: P::HPARAM_DOCS
                 .iter()
                 .find(|(n, _)| n == name)
@@ -580,17 +603,25 @@ fn check_kind<T>(name: &str, is: PluginKind, wanted: PluginKind) -> PluginResult
         "`{name}` is a{} {}, not a{} {}",
         if is == PluginKind::Augmenter { "n" } else { "" },
         is.as_str(),
-        if wanted == PluginKind::Augmenter { "n" } else { "" },
+        if wanted == PluginKind::Augmenter {
+            "n"
+        } else {
+            ""
+        },
         wanted.as_str()
     ))
 }
 
 extern "C" fn backbone_info<T: BackboneImpl>() -> RResult<PluginInfo, RString> {
-    guarded(T::NAME, "info", || Ok(plugin_info::<T>(PluginKind::Backbone)))
+    guarded(T::NAME, "info", || {
+        Ok(plugin_info::<T>(PluginKind::Backbone))
+    })
 }
 
 extern "C" fn augmenter_info<T: AugmenterImpl>() -> RResult<PluginInfo, RString> {
-    guarded(T::NAME, "info", || Ok(plugin_info::<T>(PluginKind::Augmenter)))
+    guarded(T::NAME, "info", || {
+        Ok(plugin_info::<T>(PluginKind::Augmenter))
+    })
 }
 
 extern "C" fn make_backbone<T: BackboneImpl>(

@@ -8,7 +8,7 @@
 use abi_stable::std_types::RVec;
 
 use crate::abi::*;
-use crate::sdk::{Compute, Emb, EmbBuf, Grads, Params};
+use crate::sdk::{Compute, Emb, EmbBuf, Env, Grads, Params};
 
 /// A tiny deterministic generator (SplitMix64) so checks need no extra dependency.
 #[derive(Clone, Debug)]
@@ -80,7 +80,9 @@ pub fn sample_indices(len: usize, n: usize, seed: u64) -> Vec<usize> {
         return (0..len).collect();
     }
     let mut rng = SplitMix(seed);
-    (0..n).map(|_| (rng.next_u64() % len as u64) as usize).collect()
+    (0..n)
+        .map(|_| (rng.next_u64() % len as u64) as usize)
+        .collect()
 }
 
 /// Lays out tables back to back, as the host does.
@@ -130,9 +132,14 @@ fn forward_into(
         n_items: graph.n_items,
         width,
     };
-    b.forward(k.sabi_reborrow(), Params::new(params, layout).to_abi(), graph, emb)
-        .into_result()
-        .map_err(|e| e.into_string())
+    b.forward(
+        k.sabi_reborrow(),
+        Params::new(params, layout).to_abi(),
+        graph,
+        emb,
+    )
+    .into_result()
+    .map_err(|e| e.into_string())
 }
 
 /// Checks a backbone's `backward` against finite differences of its `forward` on
@@ -155,7 +162,12 @@ pub fn check_backbone_gradients(
     let mut rng = SplitMix(seed ^ 0xC0FFEE);
     let c: Vec<f32> = (0..out.len()).map(|_| rng.symmetric(1.0) as f32).collect();
     let d_out: Vec<f32> = out.iter().zip(&c).map(|(o, c)| o + c).collect();
-    let mut grads = vec![0f32; params.len()];
+    // Gradients are accumulated (`+=`): start from non-zero values so that a backward that
+    // overwrites the buffer instead of adding to it fails the check.
+    let start: Vec<f32> = (0..params.len())
+        .map(|_| rng.symmetric(1.0) as f32)
+        .collect();
+    let mut grads = start.clone();
     let d = EmbRef {
         data: d_out.as_slice().into(),
         n_users: graph.n_users,
@@ -171,8 +183,12 @@ pub fn check_backbone_gradients(
     )
     .into_result()
     .map_err(|e| e.into_string())?;
+    grads.iter_mut().zip(&start).for_each(|(g, s)| *g -= s);
     let indices = sample_indices(params.len(), samples, seed ^ 0xFEED);
     let mut err = None;
+    // Tolerances, measured on LightGCN (f32 forward, f64 loss): a right gradient is off by
+    // at most ~3e-5 (4 × 5 graph, dim 32, 4 layers; 200 × 300 graph, dim 8); a wrong one
+    // (adj for adj_t, a layer dropped in backward) fails on nearly every entry, by up to 1-3.
     let bad = finite_difference_check(&mut params, &grads, &indices, 1e-2, 2e-3, 1e-3, |p| {
         let mut o = vec![0f32; n_nodes * width];
         if let Err(e) = forward_into(b, k, p, &layout, graph, &mut o) {
@@ -208,5 +224,28 @@ pub fn emb_buf(data: &mut [f32], n_users: usize, n_items: usize, width: usize) -
         n_users,
         n_items,
         width,
+    }
+}
+
+/// A constructor environment for `n_users` users and `n_items` items (tests).
+pub fn env(n_users: usize, n_items: usize) -> Env {
+    Env {
+        n_users,
+        n_items,
+        data_dir: String::new(),
+        seed: 0,
+    }
+}
+
+/// The training view over `adj` (users then items) and its transpose `adj_t`, as the host
+/// passes it while training (tests).
+pub fn graph_view<'a>(n_users: usize, adj: CsrView<'a>, adj_t: CsrView<'a>) -> GraphView<'a> {
+    GraphView {
+        n_users,
+        n_items: adj.n_rows.saturating_sub(n_users),
+        adj,
+        adj_t,
+        view: 0,
+        training: true,
     }
 }

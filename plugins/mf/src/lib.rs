@@ -1,1 +1,181 @@
+//! BPR-MF: the final embeddings are the trainable tables themselves, `final = [U; I]`.
 
+use promax_plugin_api::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// MF hyperparameters.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MfHparams {
+    /// Embedding size.
+    pub dim: usize,
+}
+
+impl Default for MfHparams {
+    fn default() -> Self {
+        MfHparams { dim: 32 }
+    }
+}
+
+/// Matrix factorisation: one free embedding per user and per item.
+pub struct Mf {
+    dim: usize,
+    n_users: usize,
+    n_items: usize,
+}
+
+impl PluginMeta for Mf {
+    const NAME: &'static str = "mf";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "BPR-MF: final embeddings are the user and item tables";
+    type Hparams = MfHparams;
+    const HPARAM_DOCS: &'static [(&'static str, &'static str)] =
+        &[("dim", "embedding size of every user and item (>= 1)")];
+}
+
+impl BackboneImpl for Mf {
+    fn new(h: MfHparams, env: &Env) -> PluginResult<Self> {
+        if h.dim == 0 {
+            return Err("`dim` must be at least 1".into());
+        }
+        Ok(Mf {
+            dim: h.dim,
+            n_users: env.n_users,
+            n_items: env.n_items,
+        })
+    }
+
+    fn tables(&self) -> Vec<TableSpec> {
+        vec![
+            table("user_emb", self.n_users, self.dim, Init::XavierUniform),
+            table("item_emb", self.n_items, self.dim, Init::XavierUniform),
+        ]
+    }
+
+    fn graph_spec(&self) -> GraphSpec {
+        GraphSpec {
+            uses_graph: false,
+            ..GraphSpec::default()
+        }
+    }
+
+    fn width(&self) -> usize {
+        self.dim
+    }
+
+    fn forward(
+        &mut self,
+        _k: &Compute<'_>,
+        params: Params<'_>,
+        _graph: &GraphView<'_>,
+        out: EmbBuf<'_>,
+    ) -> PluginResult<()> {
+        let (u, i) = (params.table(0), params.table(1));
+        if out.data.len() != u.len() + i.len() {
+            return Err(format!(
+                "output holds {} values, the tables {}",
+                out.data.len(),
+                u.len() + i.len()
+            ));
+        }
+        let (ou, oi) = out.data.split_at_mut(u.len());
+        ou.copy_from_slice(u);
+        oi.copy_from_slice(i);
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        _k: &Compute<'_>,
+        _params: Params<'_>,
+        _graph: &GraphView<'_>,
+        d_out: Emb<'_>,
+        mut grads: Grads<'_>,
+    ) -> PluginResult<()> {
+        let nu = grads.table_mut(0).len();
+        let tables = nu + grads.table_mut(1).len();
+        if d_out.data.len() != tables {
+            return Err(format!(
+                "d_out holds {} values, the tables {tables}",
+                d_out.data.len()
+            ));
+        }
+        let (du, di) = d_out.data.split_at(nu);
+        for (t, d) in [(0, du), (1, di)] {
+            grads
+                .table_mut(t)
+                .iter_mut()
+                .zip(d)
+                .for_each(|(g, d)| *g += d);
+        }
+        Ok(())
+    }
+}
+
+promax_plugin_api::declare_backbone!(Mf);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use promax_kernels::{graph::bipartite_adjacency, CpuKernels, CsrMatrix};
+    use promax_plugin_api::testing::{check_backbone_gradients, env, graph_view};
+    use promax_plugin_api::{sdk::backbone_box, PluginEnv, PluginKind};
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let pairs = [(0, 0), (0, 1), (1, 1), (1, 2), (2, 3), (3, 4), (3, 0)];
+        let adj = bipartite_adjacency(4, 5, &pairs, false);
+        let graph = graph_view(4, adj.view(), adj.view());
+        let k = CpuKernels.as_ref();
+        for dim in [1, 3, 32] {
+            let mut b = backbone_box(Mf::new(MfHparams { dim }, &env(4, 5)).unwrap());
+            assert_eq!(b.width(), dim);
+            let bad = check_backbone_gradients(&mut b, &k, graph, usize::MAX, 7).unwrap();
+            assert!(bad.is_empty(), "dim {dim}: {bad:?}");
+        }
+        // MF never reads the graph: the host may skip building it (`uses_graph = false`).
+        let none = CsrMatrix::default();
+        let graph = GraphView {
+            adj: none.view(),
+            adj_t: none.view(),
+            ..graph
+        };
+        let mut b = backbone_box(Mf::new(MfHparams::default(), &env(4, 5)).unwrap());
+        assert!(!b.graph_spec().uses_graph);
+        let bad = check_backbone_gradients(&mut b, &k, graph, usize::MAX, 8).unwrap();
+        assert!(bad.is_empty(), "{bad:?}");
+    }
+
+    #[test]
+    fn constructor_errors_name_the_key() {
+        let m = root_module();
+        let env = PluginEnv {
+            n_users: 4,
+            n_items: 5,
+            data_dir: "".into(),
+            seed: 1,
+        };
+        let err = |text: &str| match m.new_backbone()(text.into(), &env).into_result() {
+            Ok(_) => panic!("`{text}` was accepted"),
+            Err(e) => e.into_string(),
+        };
+        assert!(err("dim = 0").contains("`dim`"));
+        assert!(err("dimm = 8").contains("did you mean `dim`?"));
+        assert!(err(r#"dim = "big""#).contains("`dim`"));
+        let b = m.new_backbone()(r#"{"dim": 8}"#.into(), &env).unwrap();
+        let shapes: Vec<_> = b.tables().iter().map(|t| (t.rows, t.cols)).collect();
+        assert_eq!(shapes, [(4, 8), (5, 8)]);
+    }
+
+    #[test]
+    fn info_documents_every_hyperparameter() {
+        let info = root_module().info()().unwrap();
+        assert_eq!(
+            (info.name.as_str(), info.kind),
+            ("mf", PluginKind::Backbone)
+        );
+        let names: Vec<&str> = info.hparams.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["dim"]);
+        assert!(info.hparams.iter().all(|h| !h.doc.is_empty()));
+    }
+}

@@ -1,1 +1,1 @@
-
+promax_plugin_api::export_plugin!(promax_lightgcn::root_module);

@@ -1,0 +1,115 @@
+//! `scaled-mf`: BPR-MF whose final embeddings are multiplied by a constant, `final = s·[U; I]`.
+//! The smallest complete third-party backbone: hyperparameters, tables, forward, backward.
+
+use promax_plugin_api::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Hyperparameters; every field needs a line in `HPARAM_DOCS`.
+#[derive(Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Hparams {
+    /// Embedding size.
+    pub dim: usize,
+    /// Constant factor applied to every final embedding.
+    pub scale: f32,
+}
+
+impl Default for Hparams {
+    fn default() -> Self {
+        Hparams {
+            dim: 32,
+            scale: 1.0,
+        }
+    }
+}
+
+/// The backbone: two free tables, scaled on the way out.
+pub struct ScaledMf {
+    h: Hparams,
+    n_users: usize,
+    n_items: usize,
+}
+
+impl PluginMeta for ScaledMf {
+    const NAME: &'static str = "scaled-mf";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "MF with final embeddings multiplied by a constant";
+    type Hparams = Hparams;
+    const HPARAM_DOCS: &'static [(&'static str, &'static str)] = &[
+        ("dim", "embedding size (>= 1)"),
+        ("scale", "constant factor on the final embeddings (> 0)"),
+    ];
+}
+
+impl BackboneImpl for ScaledMf {
+    fn new(h: Hparams, env: &Env) -> PluginResult<Self> {
+        if h.dim == 0 {
+            return Err("`dim` must be at least 1".into());
+        }
+        if !(h.scale > 0.0 && h.scale.is_finite()) {
+            return Err(format!("`scale` = {} must be a finite number > 0", h.scale));
+        }
+        let (n_users, n_items) = (env.n_users, env.n_items);
+        Ok(ScaledMf {
+            h,
+            n_users,
+            n_items,
+        })
+    }
+
+    fn tables(&self) -> Vec<TableSpec> {
+        vec![
+            table("user_emb", self.n_users, self.h.dim, Init::XavierUniform),
+            table("item_emb", self.n_items, self.h.dim, Init::XavierUniform),
+        ]
+    }
+
+    fn graph_spec(&self) -> GraphSpec {
+        GraphSpec {
+            uses_graph: false,
+            ..GraphSpec::default()
+        }
+    }
+
+    fn width(&self) -> usize {
+        self.h.dim
+    }
+
+    fn forward(&mut self, _: &Compute, p: Params, _: &GraphView, out: EmbBuf) -> PluginResult<()> {
+        let e0 = p.table(0).iter().chain(p.table(1));
+        if out.data.len() != p.table(0).len() + p.table(1).len() {
+            return Err("output size does not match the tables".into());
+        }
+        out.data
+            .iter_mut()
+            .zip(e0)
+            .for_each(|(o, e)| *o = self.h.scale * e);
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        _: &Compute,
+        _: Params,
+        _: &GraphView,
+        d: Emb,
+        mut g: Grads,
+    ) -> PluginResult<()> {
+        let nu = g.table_mut(0).len();
+        if d.data.len() != nu + g.table_mut(1).len() {
+            return Err("gradient size does not match the tables".into());
+        }
+        let (du, di) = d.data.split_at(nu);
+        for (t, d) in [(0, du), (1, di)] {
+            let s = self.h.scale;
+            g.table_mut(t)
+                .iter_mut()
+                .zip(d)
+                .for_each(|(g, d)| *g += s * d);
+        }
+        Ok(())
+    }
+}
+
+promax_plugin_api::declare_backbone!(ScaledMf);
+promax_plugin_api::export_plugin!(root_module);

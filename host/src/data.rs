@@ -1,0 +1,1299 @@
+//! Datasets: train/valid/test interaction files on disk, or the built-in synthetic
+//! generator (planted clusters plus profile embeddings carrying a controllable share of
+//! that signal), and the summary statistics printed before a run.
+//!
+//! Bad input never panics and never silently loses rows: every error names the file and,
+//! where there is one, the 1-based line.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::{DataConfig, SyntheticConfig};
+
+/// (user, item) interactions with 0-based ids.
+pub type Pairs = Vec<(u32, u32)>;
+
+/// Names of the three split files a dataset folder must hold.
+pub const SPLIT_FILES: [&str; 3] = ["train.tsv", "valid.tsv", "test.tsv"];
+
+/// Dense user and item profile embeddings (row-major).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profiles {
+    /// Embedding dimension.
+    pub dim: usize,
+    /// `n_users × dim` values.
+    pub users: Vec<f32>,
+    /// `n_items × dim` values.
+    pub items: Vec<f32>,
+}
+
+/// A loaded dataset: ids are dense, `0..n_users` and `0..n_items`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// Display name (folder name, configured name, or "synthetic").
+    pub name: String,
+    /// The folder it was read from; `None` when generated.
+    pub dir: Option<PathBuf>,
+    /// Number of users (declared, or max id + 1 over all splits).
+    pub n_users: usize,
+    /// Number of items (declared, or max id + 1 over all splits).
+    pub n_items: usize,
+    /// Training interactions.
+    pub train: Pairs,
+    /// Validation interactions (early stopping).
+    pub valid: Pairs,
+    /// Test interactions (reported at the best validation epoch).
+    pub test: Pairs,
+    /// Profile embeddings, when the dataset comes with them (the synthetic one, for now).
+    pub profiles: Option<Profiles>,
+}
+
+/// What a repeated (user, item) pair within one split file does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicatePolicy {
+    /// Refuse the file, naming both lines.
+    Error,
+    /// Keep the first occurrence and warn with the count and the first line numbers.
+    Drop,
+}
+
+impl FromStr for DuplicatePolicy {
+    type Err = DataError;
+
+    fn from_str(s: &str) -> Result<Self, DataError> {
+        match s {
+            "error" => Ok(DuplicatePolicy::Error),
+            "drop" => Ok(DuplicatePolicy::Drop),
+            other => Err(DataError::Config {
+                key: "data.duplicates".into(),
+                reason: format!("is \"{other}\"; must be \"error\" or \"drop\""),
+            }),
+        }
+    }
+}
+
+/// Why a dataset could not be loaded or generated.
+#[derive(thiserror::Error, Debug)]
+pub enum DataError {
+    /// The dataset folder does not exist (or is not a folder).
+    #[error("dataset folder {} not found", path.display())]
+    MissingDir {
+        /// The folder as configured.
+        path: PathBuf,
+    },
+    /// A required split file is absent.
+    #[error("{} not found (a dataset folder needs train.tsv, valid.tsv and test.tsv)", path.display())]
+    MissingFile {
+        /// The missing file.
+        path: PathBuf,
+    },
+    /// A file exists but cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A line that is not `user<TAB>item` / `user,item` with non-negative integer ids.
+    #[error("{}:{line}: {reason}: \"{text}\"", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+        /// The offending text (shortened when long).
+        text: String,
+    },
+    /// An id at or above the declared user/item count.
+    #[error("{}:{line}: {what} id {id} is out of range: data.n_{what}s = {declared} allows ids 0..{declared}", path.display())]
+    IdOutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// `"user"` or `"item"`.
+        what: &'static str,
+        /// The id found.
+        id: u32,
+        /// The declared count.
+        declared: usize,
+    },
+    /// A split file with no interaction in it.
+    #[error("{}: no interactions (the file is empty or holds only blank lines)", path.display())]
+    EmptySplit {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The same (user, item) pair twice in one file, under `duplicates = "error"`.
+    #[error("{}:{line}: duplicate pair (user {user}, item {item}), first at line {first_line} (set data.duplicates = \"drop\" to keep the first)", path.display())]
+    DuplicatePair {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the repeat.
+        line: usize,
+        /// 1-based line of the first occurrence.
+        first_line: usize,
+        /// The user id.
+        user: u32,
+        /// The item id.
+        item: u32,
+    },
+    /// An inferred count far above the number of distinct ids: almost surely a corrupt id,
+    /// and allocating tables for it could exhaust memory.
+    #[error("{}:{line}: {what} id {id} implies {} {what}s but only {distinct} distinct {what} ids occur; ids must be contiguous from 0 (declare data.n_{what}s to accept the gap)", path.display(), *id as u64 + 1)]
+    SparseIds {
+        /// The file holding the largest id.
+        path: PathBuf,
+        /// 1-based line of the largest id.
+        line: usize,
+        /// `"user"` or `"item"`.
+        what: &'static str,
+        /// The largest id.
+        id: u32,
+        /// How many distinct ids occur.
+        distinct: usize,
+    },
+    /// A data setting that cannot be used (no file involved).
+    #[error("data config: `{key}` {reason}")]
+    Config {
+        /// Dotted config key.
+        key: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
+}
+
+/// Loads the dataset `cfg` describes: reads the split files of a folder, or generates the
+/// synthetic dataset.
+pub fn load_dataset(cfg: &DataConfig) -> Result<Dataset, DataError> {
+    match cfg.kind.as_str() {
+        "files" => load_files(cfg),
+        "synthetic" => {
+            let s = &cfg.synthetic;
+            for (key, declared, generated) in [
+                ("data.n_users", cfg.n_users, s.n_users),
+                ("data.n_items", cfg.n_items, s.n_items),
+            ] {
+                if declared != 0 && declared != generated {
+                    let reason = format!("is {declared} but the synthetic dataset has {generated} (set data.synthetic.{} instead)", key.trim_start_matches("data."));
+                    return Err(DataError::Config {
+                        key: key.into(),
+                        reason,
+                    });
+                }
+            }
+            let mut ds = generate(s)?.dataset;
+            if !cfg.name.is_empty() {
+                ds.name = cfg.name.clone();
+            }
+            Ok(ds)
+        }
+        other => Err(DataError::Config {
+            key: "data.kind".into(),
+            reason: format!("is \"{other}\"; must be \"files\" or \"synthetic\""),
+        }),
+    }
+}
+
+fn load_files(cfg: &DataConfig) -> Result<Dataset, DataError> {
+    let dir = &cfg.path;
+    if dir.as_os_str().is_empty() {
+        return Err(DataError::Config {
+            key: "data.path".into(),
+            reason: "is empty; it must name the folder holding train.tsv, valid.tsv and test.tsv"
+                .into(),
+        });
+    }
+    if !dir.is_dir() {
+        return Err(DataError::MissingDir { path: dir.clone() });
+    }
+    let policy: DuplicatePolicy = cfg.duplicates.parse()?;
+    let declared_users = (cfg.n_users != 0).then_some(cfg.n_users);
+    let declared_items = (cfg.n_items != 0).then_some(cfg.n_items);
+    // Every file is checked to exist before any is parsed, so a missing one is reported
+    // first rather than after a long read.
+    let paths = SPLIT_FILES.map(|f| dir.join(f));
+    if let Some(p) = paths.iter().find(|p| !p.is_file()) {
+        return Err(DataError::MissingFile { path: p.clone() });
+    }
+    let mut splits = Vec::with_capacity(3);
+    for p in &paths {
+        splits.push(read_split(p, declared_users, declared_items, policy)?);
+    }
+
+    let n_users = match declared_users {
+        Some(n) => n,
+        None => inferred_count(&paths, &splits, "user", |s| s.max_user, |&(u, _)| u)?,
+    };
+    let n_items = match declared_items {
+        Some(n) => n,
+        None => inferred_count(&paths, &splits, "item", |s| s.max_item, |&(_, i)| i)?,
+    };
+    let name = if !cfg.name.is_empty() {
+        cfg.name.clone()
+    } else {
+        folder_name(dir)
+    };
+    let mut splits = splits.into_iter().map(|s| s.pairs);
+    let (train, valid, test) = (
+        splits.next().unwrap_or_default(),
+        splits.next().unwrap_or_default(),
+        splits.next().unwrap_or_default(),
+    );
+    let ds = Dataset {
+        name,
+        dir: Some(dir.clone()),
+        n_users,
+        n_items,
+        train,
+        valid,
+        test,
+        profiles: None,
+    };
+    let st = stats(&ds);
+    if st.train_valid_overlap + st.train_test_overlap > 0 {
+        // Not an error: published splits sometimes leak, and the user should see it, not
+        // be blocked by it.
+        tracing::warn!(
+            dataset = %ds.name,
+            "{} validation and {} test pairs also occur in train: held-out results will be inflated",
+            st.train_valid_overlap,
+            st.train_test_overlap
+        );
+    }
+    Ok(ds)
+}
+
+fn folder_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_owned())
+        .or_else(|| {
+            std::fs::canonicalize(dir)
+                .ok()
+                .and_then(|c| c.file_name().map(|n| n.to_owned()))
+        })
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dataset".into())
+}
+
+/// max id + 1 over all splits, refused when it is far above the number of distinct ids.
+fn inferred_count(
+    paths: &[PathBuf; 3],
+    splits: &[SplitRead],
+    what: &'static str,
+    max_of: impl Fn(&SplitRead) -> Option<(u32, usize)>,
+    id_of: impl Fn(&(u32, u32)) -> u32,
+) -> Result<usize, DataError> {
+    let Some((file, (id, line))) = splits
+        .iter()
+        .enumerate()
+        .filter_map(|(f, s)| max_of(s).map(|m| (f, m)))
+        .max_by_key(|&(f, (id, _))| (id, std::cmp::Reverse(f)))
+    else {
+        return Ok(0);
+    };
+    let n = id as usize + 1;
+    // Cheap check first: only count distinct ids when the count could be implausible.
+    if n > 1000 {
+        let distinct: HashSet<u32> = splits
+            .iter()
+            .flat_map(|s| s.pairs.iter().map(&id_of))
+            .collect();
+        if n > 1000 + 4 * distinct.len() {
+            return Err(DataError::SparseIds {
+                path: paths[file].clone(),
+                line,
+                what,
+                id,
+                distinct: distinct.len(),
+            });
+        }
+    }
+    Ok(n)
+}
+
+/// One parsed split file plus where its largest ids are (for error messages).
+struct SplitRead {
+    pairs: Pairs,
+    max_user: Option<(u32, usize)>,
+    max_item: Option<(u32, usize)>,
+}
+
+/// Reads one interaction file. `n_users` / `n_items`, when given, bound the ids.
+pub fn read_pairs(
+    path: &Path,
+    n_users: Option<usize>,
+    n_items: Option<usize>,
+    duplicates: DuplicatePolicy,
+) -> Result<Pairs, DataError> {
+    read_split(path, n_users, n_items, duplicates).map(|s| s.pairs)
+}
+
+fn read_split(
+    path: &Path,
+    n_users: Option<usize>,
+    n_items: Option<usize>,
+    duplicates: DuplicatePolicy,
+) -> Result<SplitRead, DataError> {
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => DataError::MissingFile {
+            path: path.to_path_buf(),
+        },
+        _ => DataError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })?;
+    let mut out = SplitRead {
+        pairs: Vec::new(),
+        max_user: None,
+        max_item: None,
+    };
+    let mut first_seen: HashMap<(u32, u32), usize> = HashMap::new();
+    let mut dropped: Vec<(usize, usize)> = Vec::new();
+
+    for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line_no = index + 1;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let raw = if index == 0 {
+            raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw)
+        } else {
+            raw
+        };
+        let malformed = |reason: String| DataError::Malformed {
+            path: path.to_path_buf(),
+            line: line_no,
+            reason,
+            text: shorten(&String::from_utf8_lossy(raw)),
+        };
+        let line = std::str::from_utf8(raw).map_err(|_| malformed("not UTF-8 text".into()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        // Only spaces are trimmed: a trailing tab still separates an (empty) field.
+        let line = line.trim_matches(' ');
+        let mut fields = line.split(['\t', ',']);
+        let (Some(user_field), Some(item_field)) = (fields.next(), fields.next()) else {
+            let hint = if line.contains(' ') {
+                " (spaces do not separate fields)"
+            } else {
+                ""
+            };
+            return Err(malformed(format!(
+                "expected `user<TAB>item` or `user,item`, found one field{hint}"
+            )));
+        };
+        let user = parse_id(user_field, "user").map_err(&malformed)?;
+        let item = parse_id(item_field, "item").map_err(&malformed)?;
+        for (what, id, declared) in [("user", user, n_users), ("item", item, n_items)] {
+            if let Some(declared) = declared {
+                if id as usize >= declared {
+                    return Err(DataError::IdOutOfRange {
+                        path: path.to_path_buf(),
+                        line: line_no,
+                        what,
+                        id,
+                        declared,
+                    });
+                }
+            }
+        }
+        if let Some(&first_line) = first_seen.get(&(user, item)) {
+            match duplicates {
+                DuplicatePolicy::Error => {
+                    return Err(DataError::DuplicatePair {
+                        path: path.to_path_buf(),
+                        line: line_no,
+                        first_line,
+                        user,
+                        item,
+                    });
+                }
+                DuplicatePolicy::Drop => {
+                    dropped.push((line_no, first_line));
+                    continue;
+                }
+            }
+        }
+        first_seen.insert((user, item), line_no);
+        if out.max_user.is_none_or(|(m, _)| user > m) {
+            out.max_user = Some((user, line_no));
+        }
+        if out.max_item.is_none_or(|(m, _)| item > m) {
+            out.max_item = Some((item, line_no));
+        }
+        out.pairs.push((user, item));
+    }
+
+    if out.pairs.is_empty() {
+        return Err(DataError::EmptySplit {
+            path: path.to_path_buf(),
+        });
+    }
+    if !dropped.is_empty() {
+        let examples: Vec<String> = dropped
+            .iter()
+            .take(5)
+            .map(|(l, f)| format!("line {l} (first at {f})"))
+            .collect();
+        tracing::warn!(
+            file = %path.display(),
+            "dropped {} duplicate (user, item) line(s): {}{}",
+            dropped.len(),
+            examples.join(", "),
+            if dropped.len() > 5 { ", ..." } else { "" }
+        );
+    }
+    Ok(out)
+}
+
+fn parse_id(field: &str, what: &str) -> Result<u32, String> {
+    let field = field.trim();
+    if field.is_empty() {
+        return Err(format!("the {what} id is empty"));
+    }
+    if field.starts_with('-') && field[1..].bytes().all(|b| b.is_ascii_digit()) && field.len() > 1 {
+        return Err(format!(
+            "the {what} id {field} is negative; ids are 0-based"
+        ));
+    }
+    field.parse::<u32>().map_err(|e| match e.kind() {
+        std::num::IntErrorKind::PosOverflow => {
+            format!("the {what} id {field} is too large (ids must be below 2^32)")
+        }
+        _ => format!("the {what} id `{field}` is not a non-negative integer"),
+    })
+}
+
+/// Error messages quote the line; a runaway line (a binary file, say) is cut short.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 80;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// Number of train interactions of each user (length `n_users`).
+pub fn train_counts(ds: &Dataset) -> Vec<u32> {
+    let mut counts = vec![0u32; ds.n_users];
+    for &(u, _) in &ds.train {
+        // A hand-built Dataset may hold ids past n_users: skip them rather than panic.
+        if let Some(c) = counts.get_mut(u as usize) {
+            *c += 1;
+        }
+    }
+    counts
+}
+
+/// Summary of a dataset, printed before a run and checked against the data READMEs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataStats {
+    /// Dataset name.
+    pub name: String,
+    /// Number of users.
+    pub n_users: usize,
+    /// Number of items.
+    pub n_items: usize,
+    /// Train interactions.
+    pub n_train: usize,
+    /// Validation interactions.
+    pub n_valid: usize,
+    /// Test interactions.
+    pub n_test: usize,
+    /// (train + valid + test) / (users × items).
+    pub density: f64,
+    /// Fewest train interactions of a user.
+    pub train_min: u32,
+    /// First quartile of per-user train counts (linear interpolation, as numpy).
+    pub train_q1: f64,
+    /// Median of per-user train counts.
+    pub train_median: f64,
+    /// Third quartile of per-user train counts.
+    pub train_q3: f64,
+    /// Most train interactions of a user.
+    pub train_max: u32,
+    /// Users with no train interaction (they cannot be learned).
+    pub users_without_train: usize,
+    /// Users with no validation interaction (skipped by validation).
+    pub users_without_valid: usize,
+    /// Users with no test interaction (skipped by test).
+    pub users_without_test: usize,
+    /// Users with neither a validation nor a test interaction.
+    pub users_without_valid_or_test: usize,
+    /// Items that never occur in train (the model only sees their initial embedding).
+    pub items_not_in_train: usize,
+    /// Pairs in both train and valid: a leak.
+    pub train_valid_overlap: usize,
+    /// Pairs in both train and test: a leak.
+    pub train_test_overlap: usize,
+    /// Pairs in both valid and test.
+    pub valid_test_overlap: usize,
+}
+
+/// Computes [`DataStats`] for `ds`.
+pub fn stats(ds: &Dataset) -> DataStats {
+    let counts = train_counts(ds);
+    let mut sorted = counts.clone();
+    sorted.sort_unstable();
+    let presence = |pairs: &Pairs| {
+        let mut seen = vec![false; ds.n_users];
+        for &(u, _) in pairs {
+            if let Some(s) = seen.get_mut(u as usize) {
+                *s = true;
+            }
+        }
+        seen
+    };
+    let (has_valid, has_test) = (presence(&ds.valid), presence(&ds.test));
+    let mut item_in_train = vec![false; ds.n_items];
+    for &(_, i) in &ds.train {
+        if let Some(s) = item_in_train.get_mut(i as usize) {
+            *s = true;
+        }
+    }
+    let train_set: HashSet<(u32, u32)> = ds.train.iter().copied().collect();
+    let valid_set: HashSet<(u32, u32)> = ds.valid.iter().copied().collect();
+    let total = ds.train.len() + ds.valid.len() + ds.test.len();
+    let cells = ds.n_users as f64 * ds.n_items as f64;
+    DataStats {
+        name: ds.name.clone(),
+        n_users: ds.n_users,
+        n_items: ds.n_items,
+        n_train: ds.train.len(),
+        n_valid: ds.valid.len(),
+        n_test: ds.test.len(),
+        density: if cells > 0.0 {
+            total as f64 / cells
+        } else {
+            0.0
+        },
+        train_min: sorted.first().copied().unwrap_or(0),
+        train_q1: quantile(&sorted, 0.25),
+        train_median: quantile(&sorted, 0.5),
+        train_q3: quantile(&sorted, 0.75),
+        train_max: sorted.last().copied().unwrap_or(0),
+        users_without_train: counts.iter().filter(|&&c| c == 0).count(),
+        users_without_valid: has_valid.iter().filter(|&&h| !h).count(),
+        users_without_test: has_test.iter().filter(|&&h| !h).count(),
+        users_without_valid_or_test: has_valid
+            .iter()
+            .zip(&has_test)
+            .filter(|(v, t)| !**v && !**t)
+            .count(),
+        items_not_in_train: item_in_train.iter().filter(|&&s| !s).count(),
+        train_valid_overlap: ds.valid.iter().filter(|p| train_set.contains(p)).count(),
+        train_test_overlap: ds.test.iter().filter(|p| train_set.contains(p)).count(),
+        valid_test_overlap: ds.test.iter().filter(|p| valid_set.contains(p)).count(),
+    }
+}
+
+/// Quantile of sorted values with linear interpolation (numpy's default), so the numbers
+/// match those in the data READMEs.
+fn quantile(sorted: &[u32], q: f64) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n => {
+            let pos = q * (n - 1) as f64;
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            let (a, b) = (f64::from(sorted[lo]), f64::from(sorted[hi.min(n - 1)]));
+            a + (b - a) * (pos - lo as f64)
+        }
+    }
+}
+
+impl fmt::Display for DataStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "dataset {}: {} users, {} items",
+            self.name, self.n_users, self.n_items
+        )?;
+        writeln!(
+            f,
+            "  interactions: train {}, valid {}, test {} (total {}, density {:.6})",
+            self.n_train,
+            self.n_valid,
+            self.n_test,
+            self.n_train + self.n_valid + self.n_test,
+            self.density
+        )?;
+        writeln!(
+            f,
+            "  train per user: min {}, Q1 {}, median {}, Q3 {}, max {}",
+            self.train_min, self.train_q1, self.train_median, self.train_q3, self.train_max
+        )?;
+        writeln!(
+            f,
+            "  users without train {}, without valid {}, without test {}, without valid or test {}",
+            self.users_without_train,
+            self.users_without_valid,
+            self.users_without_test,
+            self.users_without_valid_or_test
+        )?;
+        writeln!(f, "  items never in train: {}", self.items_not_in_train)?;
+        write!(
+            f,
+            "  overlap (pairs in both; train ones are leaks): train/valid {}, train/test {}, valid/test {}",
+            self.train_valid_overlap, self.train_test_overlap, self.valid_test_overlap
+        )
+    }
+}
+
+/// Dimension of the hidden per-user / per-item taste vectors of the synthetic generator;
+/// they personalise choices within a cluster so that a model can beat cluster popularity.
+const LATENT_DIM: usize = 8;
+
+/// The synthetic dataset and its planted clusters (kept for tests and diagnostics).
+struct Synthetic {
+    dataset: Dataset,
+    #[cfg_attr(not(test), allow(dead_code))]
+    user_cluster: Vec<usize>,
+    #[cfg_attr(not(test), allow(dead_code))]
+    item_cluster: Vec<usize>,
+}
+
+fn check_synthetic(s: &SyntheticConfig) -> Result<(), DataError> {
+    let bad = |key: &str, reason: String| {
+        Err(DataError::Config {
+            key: format!("data.synthetic.{key}"),
+            reason,
+        })
+    };
+    if s.n_users == 0 {
+        return bad("n_users", "is 0; must be at least 1".into());
+    }
+    if s.n_items < 5 {
+        return bad(
+            "n_items",
+            format!(
+                "is {}; must be at least 5 (every user gets at least 5 items)",
+                s.n_items
+            ),
+        );
+    }
+    if s.n_clusters == 0 || s.n_clusters > s.n_items {
+        return bad(
+            "n_clusters",
+            format!(
+                "is {}; must be between 1 and n_items ({})",
+                s.n_clusters, s.n_items
+            ),
+        );
+    }
+    if s.profile_dim == 0 {
+        return bad("profile_dim", "is 0; must be at least 1".into());
+    }
+    for (key, v) in [
+        ("affinity", s.affinity),
+        ("profile_signal", s.profile_signal),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            return bad(key, format!("is {v}; must be between 0 and 1"));
+        }
+    }
+    Ok(())
+}
+
+/// A standard normal draw (Box–Muller); rand 0.8 has no normal distribution without
+/// the extra rand_distr crate.
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u1: f64 = 1.0 - rng.gen::<f64>(); // (0, 1]: ln stays finite
+    let u2: f64 = rng.gen();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Assigns `n` members to `k` clusters as evenly as possible, in random order, so that no
+/// cluster is empty when `n >= k`.
+fn balanced_clusters(n: usize, k: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
+    let mut c: Vec<usize> = (0..n).map(|i| i % k).collect();
+    c.shuffle(rng);
+    c
+}
+
+fn generate(s: &SyntheticConfig) -> Result<Synthetic, DataError> {
+    check_synthetic(s)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
+    let (n_users, n_items, k) = (s.n_users, s.n_items, s.n_clusters);
+    let user_cluster = balanced_clusters(n_users, k, &mut rng);
+    let item_cluster = balanced_clusters(n_items, k, &mut rng);
+    let mut cluster_items: Vec<Vec<u32>> = vec![Vec::new(); k];
+    for (i, &c) in item_cluster.iter().enumerate() {
+        cluster_items[c].push(i as u32);
+    }
+    let user_latent: Vec<f64> = (0..n_users * LATENT_DIM)
+        .map(|_| normal(&mut rng))
+        .collect();
+    let item_latent: Vec<f64> = (0..n_items * LATENT_DIM)
+        .map(|_| normal(&mut rng))
+        .collect();
+    let latent_scale = 1.0 / (LATENT_DIM as f64).sqrt();
+
+    let (mut train, mut valid, mut test) = (Vec::new(), Vec::new(), Vec::new());
+    for u in 0..n_users {
+        // Log-normal spread around the mean (mean-preserving: E[exp(σz - σ²/2)] = 1).
+        let factor = (0.5 * normal(&mut rng) - 0.125).exp();
+        let n = ((s.mean_interactions as f64 * factor).round() as usize).clamp(5, n_items);
+        let own = &cluster_items[user_cluster[u]];
+        let n_own = ((s.affinity * n as f64).round() as usize).min(own.len());
+
+        // Own-cluster items, weighted by taste affinity, without replacement
+        // (Efraimidis–Spirakis: key = ln(r) / w, keep the largest keys).
+        let lu = &user_latent[u * LATENT_DIM..(u + 1) * LATENT_DIM];
+        let mut keyed: Vec<(f64, u32)> = own
+            .iter()
+            .map(|&i| {
+                let li = &item_latent[i as usize * LATENT_DIM..(i as usize + 1) * LATENT_DIM];
+                let dot: f64 = lu.iter().zip(li).map(|(a, b)| a * b).sum();
+                let r: f64 = 1.0 - rng.gen::<f64>();
+                (r.ln() / (dot * latent_scale).exp(), i)
+            })
+            .collect();
+        keyed.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut items: Vec<u32> = keyed.iter().take(n_own).map(|&(_, i)| i).collect();
+        let mut chosen: HashSet<u32> = items.iter().copied().collect();
+        // The rest uniformly over all items; n <= n_items, so this terminates.
+        while items.len() < n {
+            let i = rng.gen_range(0..n_items as u32);
+            if chosen.insert(i) {
+                items.push(i);
+            }
+        }
+
+        // 3:1:1 per user, as the published splits: every user has each split.
+        items.shuffle(&mut rng);
+        let n_held = ((0.2 * n as f64).round() as usize).max(1);
+        let u32_user = u as u32;
+        let push = |dst: &mut Pairs, part: &[u32]| {
+            let mut part = part.to_vec();
+            part.sort_unstable();
+            dst.extend(part.into_iter().map(|i| (u32_user, i)));
+        };
+        push(&mut valid, &items[..n_held]);
+        push(&mut test, &items[n_held..2 * n_held]);
+        push(&mut train, &items[2 * n_held..]);
+    }
+
+    // Profiles draw from their own stream, so changing profile_dim or profile_signal
+    // leaves the interactions identical (a fair with/without-signal comparison).
+    let mut prng = ChaCha8Rng::seed_from_u64(s.seed);
+    prng.set_stream(1);
+    let dim = s.profile_dim;
+    // One centre per cluster, shared by users and items (a common basis, so user–item
+    // cosine carries the signal), scaled to squared norm `dim`: per-coordinate variance 1.
+    let mut centres: Vec<f64> = (0..k * dim).map(|_| normal(&mut prng)).collect();
+    for c in centres.chunks_mut(dim) {
+        let norm = c
+            .iter()
+            .map(|x| x * x)
+            .sum::<f64>()
+            .sqrt()
+            .max(f64::MIN_POSITIVE);
+        let scale = (dim as f64).sqrt() / norm;
+        c.iter_mut().for_each(|x| *x *= scale);
+    }
+    let (signal, noise) = (s.profile_signal.sqrt(), (1.0 - s.profile_signal).sqrt());
+    let mut embed = |clusters: &[usize]| -> Vec<f32> {
+        let mut out = Vec::with_capacity(clusters.len() * dim);
+        for &c in clusters {
+            for d in 0..dim {
+                out.push((signal * centres[c * dim + d] + noise * normal(&mut prng)) as f32);
+            }
+        }
+        out
+    };
+    let users = embed(&user_cluster);
+    let items = embed(&item_cluster);
+
+    Ok(Synthetic {
+        dataset: Dataset {
+            name: "synthetic".into(),
+            dir: None,
+            n_users,
+            n_items,
+            train,
+            valid,
+            test,
+            profiles: Some(Profiles { dim, users, items }),
+        },
+        user_cluster,
+        item_cluster,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn files_cfg(dir: &Path) -> DataConfig {
+        DataConfig {
+            path: dir.to_path_buf(),
+            ..DataConfig::default()
+        }
+    }
+
+    fn err_of(
+        text: &str,
+        n_users: Option<usize>,
+        n_items: Option<usize>,
+        policy: DuplicatePolicy,
+    ) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "split.tsv", text);
+        read_pairs(&p, n_users, n_items, policy)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn reads_tabs_commas_extra_columns_and_blank_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "t.tsv",
+            "\u{feff}0\t1\n\n1,2\r\n2\t3\t5.0\t881250949\n 3 , 4 ,x\n\n",
+        );
+        let pairs = read_pairs(&p, None, None, DuplicatePolicy::Error).unwrap();
+        assert_eq!(pairs, vec![(0, 1), (1, 2), (2, 3), (3, 4)]);
+    }
+
+    #[test]
+    fn malformed_lines_name_file_line_and_text() {
+        let cases = [
+            ("0\t1\n0 1\n", "spaces"),
+            ("0\t1\n7\n", "one field"),
+            ("0\t1\nabc\t1\n", "`abc`"),
+            ("0\t1\n-3\t1\n", "negative"),
+            ("0\t1\n1\t99999999999\n", "too large"),
+            ("0\t1\n1\t\n", "empty"),
+            ("0\t1\n1\t2.5\n", "`2.5`"),
+        ];
+        for (text, needle) in cases {
+            let msg = err_of(text, None, None, DuplicatePolicy::Error);
+            assert!(msg.contains("split.tsv:2:"), "{text:?}: {msg}");
+            assert!(msg.contains(needle), "{text:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bin.tsv");
+        fs::write(&p, b"0\t1\n\xff\xfe\t1\n").unwrap();
+        let msg = read_pairs(&p, None, None, DuplicatePolicy::Error)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("bin.tsv:2:") && msg.contains("UTF-8"), "{msg}");
+    }
+
+    #[test]
+    fn id_out_of_declared_range() {
+        let msg = err_of("0\t1\n5\t1\n", Some(5), None, DuplicatePolicy::Error);
+        assert!(
+            msg.contains("split.tsv:2:") && msg.contains("user id 5") && msg.contains("= 5"),
+            "{msg}"
+        );
+        let msg = err_of("0\t1\n\n4\t10\n", Some(5), Some(10), DuplicatePolicy::Error);
+        assert!(
+            msg.contains("split.tsv:3:") && msg.contains("item id 10") && msg.contains("= 10"),
+            "{msg}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "ok.tsv", "4\t9\n");
+        assert!(read_pairs(&p, Some(5), Some(10), DuplicatePolicy::Error).is_ok());
+    }
+
+    #[test]
+    fn empty_split_is_an_error() {
+        for text in ["", "\n\n  \n"] {
+            let msg = err_of(text, None, None, DuplicatePolicy::Error);
+            assert!(
+                msg.contains("split.tsv") && msg.contains("no interactions"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_pairs_error_or_drop() {
+        let text = "0\t1\n1\t1\n0,1\n2\t2\n1\t1\n";
+        let msg = err_of(text, None, None, DuplicatePolicy::Error);
+        assert!(
+            msg.contains("split.tsv:3:") && msg.contains("first at line 1"),
+            "{msg}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "d.tsv", text);
+        let pairs = read_pairs(&p, None, None, DuplicatePolicy::Drop).unwrap();
+        assert_eq!(pairs, vec![(0, 1), (1, 1), (2, 2)]);
+    }
+
+    #[test]
+    fn missing_file_and_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_pairs(
+            &dir.path().join("nope.tsv"),
+            None,
+            None,
+            DuplicatePolicy::Error,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, DataError::MissingFile { .. }) && err.to_string().contains("nope.tsv")
+        );
+
+        write(dir.path(), "train.tsv", "0\t1\n");
+        write(dir.path(), "test.tsv", "0\t2\n");
+        let err = load_dataset(&files_cfg(dir.path())).unwrap_err();
+        assert!(err.to_string().contains("valid.tsv"), "{err}");
+
+        let err = load_dataset(&files_cfg(&dir.path().join("absent"))).unwrap_err();
+        assert!(
+            matches!(err, DataError::MissingDir { .. }) && err.to_string().contains("absent"),
+            "{err}"
+        );
+
+        let err = load_dataset(&DataConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("data.path"), "{err}");
+    }
+
+    #[test]
+    fn counts_are_inferred_over_all_splits_or_declared() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "train.tsv", "0\t0\n1\t1\n");
+        write(dir.path(), "valid.tsv", "2\t1\n");
+        write(dir.path(), "test.tsv", "1\t6\n");
+        let ds = load_dataset(&files_cfg(dir.path())).unwrap();
+        assert_eq!((ds.n_users, ds.n_items), (3, 7));
+        assert_eq!(ds.dir.as_deref(), Some(dir.path()));
+        assert_eq!(ds.name, dir.path().file_name().unwrap().to_string_lossy());
+        assert!(ds.profiles.is_none());
+
+        let cfg = DataConfig {
+            n_users: 10,
+            n_items: 8,
+            name: "tiny".into(),
+            ..files_cfg(dir.path())
+        };
+        let ds = load_dataset(&cfg).unwrap();
+        assert_eq!((ds.n_users, ds.n_items, ds.name.as_str()), (10, 8, "tiny"));
+
+        let cfg = DataConfig {
+            n_items: 6,
+            ..files_cfg(dir.path())
+        };
+        let msg = load_dataset(&cfg).unwrap_err().to_string();
+        assert!(
+            msg.contains("test.tsv:1:") && msg.contains("item id 6"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn absurd_inferred_count_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "train.tsv", "0\t0\n1\t1\n");
+        write(dir.path(), "valid.tsv", "1\t1\n\n4000000000\t0\n");
+        write(dir.path(), "test.tsv", "0\t1\n");
+        let msg = load_dataset(&files_cfg(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("valid.tsv:3:") && msg.contains("4000000000"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn stats_count_gaps_and_leaks() {
+        let ds = Dataset {
+            name: "t".into(),
+            dir: None,
+            n_users: 4,
+            n_items: 5,
+            train: vec![(0, 0), (0, 1), (1, 1), (2, 2), (2, 3), (2, 0)],
+            valid: vec![(0, 0), (1, 2)],
+            test: vec![(1, 2), (0, 4)],
+            profiles: None,
+        };
+        assert_eq!(train_counts(&ds), vec![2, 1, 3, 0]);
+        let st = stats(&ds);
+        assert_eq!((st.train_min, st.train_max), (0, 3));
+        assert_eq!(
+            (st.train_q1, st.train_median, st.train_q3),
+            (0.75, 1.5, 2.25)
+        );
+        assert_eq!(st.users_without_train, 1);
+        assert_eq!(
+            (
+                st.users_without_valid,
+                st.users_without_test,
+                st.users_without_valid_or_test
+            ),
+            (2, 2, 2)
+        );
+        assert_eq!(st.items_not_in_train, 1);
+        assert_eq!(
+            (
+                st.train_valid_overlap,
+                st.train_test_overlap,
+                st.valid_test_overlap
+            ),
+            (1, 0, 1)
+        );
+        assert!((st.density - 10.0 / 20.0).abs() < 1e-12);
+        let text = st.to_string();
+        assert!(
+            text.contains("4 users") && text.contains("train/valid 1"),
+            "{text}"
+        );
+    }
+
+    fn synth_cfg() -> SyntheticConfig {
+        SyntheticConfig::default()
+    }
+
+    #[test]
+    fn synthetic_is_deterministic_per_seed() {
+        let a = generate(&synth_cfg()).unwrap().dataset;
+        let b = generate(&synth_cfg()).unwrap().dataset;
+        assert_eq!(a, b);
+        let c = generate(&SyntheticConfig {
+            seed: 8,
+            ..synth_cfg()
+        })
+        .unwrap()
+        .dataset;
+        assert_ne!(a.train, c.train);
+        // The profile stream is separate: the signal share does not move interactions.
+        let d = generate(&SyntheticConfig {
+            profile_signal: 0.0,
+            profile_dim: 5,
+            ..synth_cfg()
+        })
+        .unwrap()
+        .dataset;
+        assert_eq!((&a.train, &a.valid, &a.test), (&d.train, &d.valid, &d.test));
+    }
+
+    #[test]
+    fn synthetic_split_invariants() {
+        let cfg = synth_cfg();
+        let ds = load_dataset(&DataConfig {
+            kind: "synthetic".into(),
+            ..DataConfig::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (ds.name.as_str(), ds.n_users, ds.n_items),
+            ("synthetic", cfg.n_users, cfg.n_items)
+        );
+        let mut per_user: Vec<[usize; 3]> = vec![[0; 3]; ds.n_users];
+        let mut all = HashSet::new();
+        for (s, split) in [&ds.train, &ds.valid, &ds.test].into_iter().enumerate() {
+            for &(u, i) in split {
+                assert!((u as usize) < ds.n_users && (i as usize) < ds.n_items);
+                assert!(all.insert((u, i)), "duplicate pair ({u}, {i})");
+                per_user[u as usize][s] += 1;
+            }
+        }
+        for [tr, va, te] in &per_user {
+            let n = tr + va + te;
+            assert!(n >= 5);
+            let held = ((0.2 * n as f64).round() as usize).max(1);
+            assert_eq!((*va, *te, *tr), (held, held, n - 2 * held));
+        }
+        let mean = all.len() as f64 / ds.n_users as f64;
+        assert!(
+            (mean - cfg.mean_interactions as f64).abs() < 4.0,
+            "mean interactions {mean}"
+        );
+        let st = stats(&ds);
+        assert_eq!(
+            (
+                st.users_without_train,
+                st.users_without_valid,
+                st.users_without_test
+            ),
+            (0, 0, 0)
+        );
+
+        // The share of own-cluster interactions tracks `affinity` (plus the uniform part's
+        // chance hits, 1/n_clusters of the rest).
+        let syn = generate(&cfg).unwrap();
+        let own = [&ds.train, &ds.valid, &ds.test]
+            .into_iter()
+            .flatten()
+            .filter(|&&(u, i)| syn.user_cluster[u as usize] == syn.item_cluster[i as usize])
+            .count() as f64
+            / all.len() as f64;
+        let expect = cfg.affinity + (1.0 - cfg.affinity) / cfg.n_clusters as f64;
+        assert!(
+            (own - expect).abs() < 0.05,
+            "own-cluster share {own}, expected ~{expect}"
+        );
+    }
+
+    /// Mean cosine of each user's profile to items of its own cluster minus to the others.
+    fn cluster_cosine_gap(signal: f64) -> f64 {
+        let syn = generate(&SyntheticConfig {
+            profile_signal: signal,
+            ..synth_cfg()
+        })
+        .unwrap();
+        let p = syn.dataset.profiles.as_ref().unwrap();
+        let unit = |v: &[f32]| {
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter().map(|x| x / n).collect::<Vec<f32>>()
+        };
+        let users: Vec<Vec<f32>> = p.users.chunks(p.dim).map(unit).collect();
+        let items: Vec<Vec<f32>> = p.items.chunks(p.dim).map(unit).collect();
+        let (mut own, mut own_n, mut other, mut other_n) = (0.0f64, 0usize, 0.0f64, 0usize);
+        for (u, uv) in users.iter().enumerate() {
+            for (i, iv) in items.iter().enumerate() {
+                let cos: f32 = uv.iter().zip(iv).map(|(a, b)| a * b).sum();
+                if syn.user_cluster[u] == syn.item_cluster[i] {
+                    own += f64::from(cos);
+                    own_n += 1;
+                } else {
+                    other += f64::from(cos);
+                    other_n += 1;
+                }
+            }
+        }
+        own / own_n as f64 - other / other_n as f64
+    }
+
+    #[test]
+    fn synthetic_profiles_carry_the_requested_signal() {
+        let strong = cluster_cosine_gap(0.7);
+        assert!(strong > 0.5, "gap at signal 0.7: {strong}");
+        let none = cluster_cosine_gap(0.0);
+        assert!(none.abs() < 0.03, "gap at signal 0: {none}");
+        let syn = generate(&synth_cfg()).unwrap();
+        let p = syn.dataset.profiles.unwrap();
+        assert_eq!((p.users.len(), p.items.len()), (600 * 32, 400 * 32));
+    }
+
+    #[test]
+    fn synthetic_rejects_bad_settings() {
+        for s in [
+            SyntheticConfig {
+                n_items: 4,
+                ..synth_cfg()
+            },
+            SyntheticConfig {
+                n_clusters: 0,
+                ..synth_cfg()
+            },
+            SyntheticConfig {
+                n_users: 0,
+                ..synth_cfg()
+            },
+            SyntheticConfig {
+                profile_dim: 0,
+                ..synth_cfg()
+            },
+            SyntheticConfig {
+                affinity: f64::NAN,
+                ..synth_cfg()
+            },
+        ] {
+            let cfg = DataConfig {
+                kind: "synthetic".into(),
+                synthetic: s,
+                ..DataConfig::default()
+            };
+            let err = load_dataset(&cfg).unwrap_err();
+            assert!(err.to_string().contains("data.synthetic."), "{err}");
+        }
+        // Tiny but legal: every user still gets each split.
+        let s = SyntheticConfig {
+            n_users: 3,
+            n_items: 5,
+            n_clusters: 5,
+            mean_interactions: 0,
+            ..synth_cfg()
+        };
+        let ds = generate(&s).unwrap().dataset;
+        assert_eq!((ds.train.len(), ds.valid.len(), ds.test.len()), (9, 3, 3));
+        let cfg = DataConfig {
+            kind: "synthetic".into(),
+            n_users: 5,
+            ..DataConfig::default()
+        };
+        assert!(load_dataset(&cfg)
+            .unwrap_err()
+            .to_string()
+            .contains("data.n_users"));
+    }
+
+    fn amazon_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/amazon")
+    }
+
+    #[test]
+    fn real_amazon_matches_its_readme() {
+        let dir = amazon_dir();
+        if !dir.is_dir() {
+            eprintln!("skipped: {} not present", dir.display());
+            return;
+        }
+        let ds = load_dataset(&files_cfg(&dir)).unwrap();
+        assert_eq!(ds.name, "amazon");
+        assert_eq!((ds.n_users, ds.n_items), (11_000, 9_332));
+        assert_eq!(
+            (ds.train.len(), ds.valid.len(), ds.test.len()),
+            (120_464, 40_290, 40_106)
+        );
+        let st = stats(&ds);
+        assert_eq!(
+            (st.train_q1, st.train_median, st.train_q3),
+            (5.0, 7.0, 11.0)
+        );
+        assert!(st.train_min >= 1);
+        assert_eq!(st.users_without_train, 0);
+        assert_eq!(
+            (
+                st.users_without_valid,
+                st.users_without_test,
+                st.users_without_valid_or_test
+            ),
+            (1_143, 1_140, 148)
+        );
+        assert_eq!(st.items_not_in_train, 0);
+        assert_eq!(
+            (
+                st.train_valid_overlap,
+                st.train_test_overlap,
+                st.valid_test_overlap
+            ),
+            (0, 0, 0)
+        );
+        assert!((st.density - 0.001957).abs() < 5e-7, "{}", st.density);
+
+        // Declared counts equal to the README's are accepted.
+        let cfg = DataConfig {
+            n_users: 11_000,
+            n_items: 9_332,
+            ..files_cfg(&dir)
+        };
+        assert_eq!(load_dataset(&cfg).unwrap().n_items, 9_332);
+    }
+}

@@ -1,0 +1,14 @@
+//! The promax host: configuration, data, plugin registry, training and evaluation.
+//! The `promax` binary (main.rs) is a thin command line over this library.
+
+pub mod config;
+pub mod data;
+pub mod eval;
+pub mod losses;
+pub mod metrics;
+pub mod model;
+pub mod params;
+pub mod registry;
+pub mod runfolder;
+pub mod sampler;
+pub mod trainer;

@@ -1,0 +1,232 @@
+//! The run folder: `config.toml`, `epochs.csv`, `metrics.json`, `model.safetensors`.
+//! Every file is written to a temporary name and renamed, so a killed run never leaves a
+//! truncated file that looks complete.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::METRICS;
+use crate::model::Model;
+
+/// One line of `epochs.csv`.
+#[derive(Clone, Debug)]
+pub struct EpochRow {
+    pub epoch: usize,
+    /// Mean per batch of each loss term.
+    pub losses: BTreeMap<String, f64>,
+    pub valid: Option<BTreeMap<String, f64>>,
+    pub seconds: f64,
+    pub eval_seconds: Option<f64>,
+}
+
+/// `metrics.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub dataset: String,
+    pub backbone: String,
+    pub augmenters: Vec<String>,
+    pub seed: u64,
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+    pub stopped_early: bool,
+    pub seconds_per_epoch: f64,
+    pub eval_seconds: f64,
+    pub total_seconds: f64,
+    pub threads: usize,
+    pub n_params: usize,
+    pub valid: BTreeMap<String, f64>,
+    pub test: BTreeMap<String, f64>,
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// Rewrites `epochs.csv` with every row so far (loss terms, validation metrics, seconds).
+pub fn write_epochs(dir: &Path, rows: &[EpochRow]) -> Result<()> {
+    let terms: BTreeSet<&String> = rows.iter().flat_map(|r| r.losses.keys()).collect();
+    let metrics: BTreeSet<&String> = rows
+        .iter()
+        .filter_map(|r| r.valid.as_ref())
+        .flat_map(|v| v.keys())
+        .collect();
+    // Metric columns in a reading order: recall@5, recall@10, …, then ndcg, ….
+    let mut metric_cols: Vec<&String> = metrics.into_iter().collect();
+    metric_cols.sort_by_key(|m| {
+        let (name, k) = m.split_once('@').unwrap_or((m.as_str(), "0"));
+        (
+            METRICS
+                .iter()
+                .position(|x| *x == name)
+                .unwrap_or(usize::MAX),
+            k.parse::<usize>().unwrap_or(0),
+        )
+    });
+    let mut s = String::from("epoch,loss");
+    for t in &terms {
+        let _ = write!(s, ",{t}");
+    }
+    for m in &metric_cols {
+        let _ = write!(s, ",valid_{m}");
+    }
+    s.push_str(",seconds,eval_seconds\n");
+    for r in rows {
+        let _ = write!(s, "{},{:.6}", r.epoch, r.losses.values().sum::<f64>());
+        for t in &terms {
+            match r.losses.get(*t) {
+                Some(v) => {
+                    let _ = write!(s, ",{v:.6e}");
+                }
+                None => s.push(','),
+            }
+        }
+        for m in &metric_cols {
+            match r.valid.as_ref().and_then(|v| v.get(*m)) {
+                Some(v) => {
+                    let _ = write!(s, ",{v:.6}");
+                }
+                None => s.push(','),
+            }
+        }
+        let _ = write!(s, ",{:.4},", r.seconds);
+        if let Some(e) = r.eval_seconds {
+            let _ = write!(s, "{e:.4}");
+        }
+        s.push('\n');
+    }
+    write_atomic(&dir.join("epochs.csv"), s.as_bytes())
+}
+
+/// Writes `metrics.json`.
+pub fn write_metrics(dir: &Path, summary: &RunSummary) -> Result<()> {
+    let text = serde_json::to_string_pretty(summary)?;
+    write_atomic(&dir.join("metrics.json"), text.as_bytes())
+}
+
+fn f32_bytes(x: &[f32]) -> Vec<u8> {
+    x.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Writes `model.safetensors`: every parameter table (`plugin/table`) and the final
+/// embeddings (`final/users`, `final/items`) computed from them.
+pub fn write_checkpoint(dir: &Path, model: &Model, final_emb: &[f32]) -> Result<()> {
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for store in &model.stores {
+        for (name, rows, cols, data) in store.named_tables() {
+            tensors.push((name, vec![rows, cols], f32_bytes(data)));
+        }
+    }
+    let w = model.width;
+    if final_emb.len() == model.n_nodes() * w {
+        let (u, i) = final_emb.split_at(model.n_users * w);
+        tensors.push(("final/users".into(), vec![model.n_users, w], f32_bytes(u)));
+        tensors.push(("final/items".into(), vec![model.n_items, w], f32_bytes(i)));
+    }
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, shape, bytes)| {
+            Ok((
+                n.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), bytes)?,
+            ))
+        })
+        .collect::<Result<_, safetensors::SafeTensorError>>()?;
+    let bytes = safetensors::serialize(views, &None)?;
+    write_atomic(&dir.join("model.safetensors"), &bytes)
+}
+
+/// Loads the parameter tables of `model.safetensors` into the model's stores, checking
+/// names and shapes.
+pub fn load_checkpoint(dir: &Path, model: &mut Model) -> Result<()> {
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let st =
+        SafeTensors::deserialize(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+    for store in &mut model.stores {
+        let owner = store.owner.clone();
+        for (spec, l) in store.specs.iter().zip(store.layout.clone()) {
+            let name = format!("{owner}/{}", spec.name);
+            let t = st
+                .tensor(&name)
+                .with_context(|| format!("{}: no tensor `{name}`", path.display()))?;
+            if t.dtype() != Dtype::F32 || t.shape() != [l.rows, l.cols] {
+                bail!(
+                    "{}: tensor `{name}` is {:?} {:?}, the model expects F32 [{}, {}]",
+                    path.display(),
+                    t.dtype(),
+                    t.shape(),
+                    l.rows,
+                    l.cols
+                );
+            }
+            let dst = &mut store.data[l.offset..l.offset + l.rows * l.cols];
+            for (d, c) in dst.iter_mut().zip(t.data().chunks_exact(4)) {
+                *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/x.json");
+        write_atomic(&p, b"{}").unwrap();
+        write_atomic(&p, b"[1]").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "[1]");
+        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn epochs_csv_has_terms_metrics_and_blank_cells() {
+        let dir = tempfile::tempdir().unwrap();
+        let mk = |epoch, valid: Option<f64>| EpochRow {
+            epoch,
+            losses: [("bpr".to_string(), 0.5), ("reg".to_string(), 0.25)].into(),
+            valid: valid.map(|v| {
+                [
+                    ("recall@20".to_string(), v),
+                    ("recall@5".to_string(), v / 2.0),
+                ]
+                .into()
+            }),
+            seconds: 1.0,
+            eval_seconds: valid.map(|_| 0.5),
+        };
+        write_epochs(dir.path(), &[mk(1, None), mk(2, Some(0.1))]).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("epochs.csv")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "epoch,loss,bpr,reg,valid_recall@5,valid_recall@20,seconds,eval_seconds"
+        );
+        assert!(lines[1].starts_with("1,0.750000,"), "{}", lines[1]);
+        assert!(lines[1].contains(",,,1.0000,"), "{}", lines[1]);
+        assert!(
+            lines[2].contains("0.050000,0.100000,1.0000,0.5000"),
+            "{}",
+            lines[2]
+        );
+    }
+}

@@ -1,0 +1,459 @@
+//! The training loop: epochs of BPR batches, backbone aux losses, augmenter losses, L2,
+//! Adam; validation every `eval.every` epochs with early stopping; test at the best
+//! validation parameters.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use promax_kernels::{graph::EdgeDropout, CpuKernels, CsrMatrix};
+use promax_plugin_api::sdk::{Compute, Emb, EmbBuf};
+use promax_plugin_api::{BatchView, EmbMut, EmbRef, GradsMut};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::Config;
+use crate::data::Dataset;
+use crate::eval::{EvalResult, Evaluator};
+use crate::losses::bpr;
+use crate::model::{forward, graph_view, Model};
+use crate::params::Adam;
+use crate::runfolder::{self, EpochRow, RunSummary};
+use crate::sampler::{user_items, Epoch, Sampler};
+
+/// Mixes the run seed with a counter (SplitMix64 finaliser), for per-step randomness.
+pub fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
+    let mut z = seed
+        .wrapping_add(a.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(b.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn lift(
+    r: promax_plugin_api::abi_stable::std_types::RResult<
+        impl Sized,
+        promax_plugin_api::abi_stable::std_types::RString,
+    >,
+) -> Result<()> {
+    r.into_result().map(|_| ()).map_err(|e| anyhow!("{e}"))
+}
+
+/// Per-batch buffers, reused across steps.
+struct Buffers {
+    embs: Vec<Vec<f32>>,
+    d_embs: Vec<Vec<f32>>,
+    dropouts: Vec<EdgeDropout>,
+}
+
+/// Everything a run needs between epochs.
+pub struct Trainer<'a> {
+    cfg: &'a Config,
+    pub model: Model,
+    kernels: CpuKernels,
+    adam: Adam,
+    buffers: Buffers,
+    step: u64,
+}
+
+impl<'a> Trainer<'a> {
+    pub fn new(cfg: &'a Config, model: Model) -> Result<Trainer<'a>> {
+        let stores: Vec<&_> = model.stores.iter().collect();
+        let adam = Adam::new(cfg.train.lr as f32, &stores);
+        let n = model.n_nodes() * model.width;
+        let v = model.views.len();
+        Ok(Trainer {
+            cfg,
+            adam,
+            buffers: Buffers {
+                embs: vec![vec![0.0; n]; v],
+                d_embs: vec![vec![0.0; n]; v],
+                dropouts: (0..v).map(|_| EdgeDropout::new()).collect(),
+            },
+            kernels: CpuKernels,
+            model,
+            step: 0,
+        })
+    }
+
+    /// One optimisation step on a batch; returns the loss terms.
+    pub fn step(
+        &mut self,
+        epoch: u64,
+        users: &[u32],
+        pos: &[u32],
+        neg: &[u32],
+    ) -> Result<Vec<(String, f64)>> {
+        self.step += 1;
+        let seed = self.cfg.train.seed;
+        let m = &mut self.model;
+        let (nu, ni, w) = (m.n_users, m.n_items, m.width);
+        let Buffers {
+            embs,
+            d_embs,
+            dropouts,
+        } = &mut self.buffers;
+        let keep = m.spec.keep_rate;
+        let drop = m.spec.uses_graph && keep < 1.0;
+        // The (possibly edge-dropped) graph of every view, alive until backward.
+        let graphs: Vec<(&CsrMatrix, &CsrMatrix)> = m
+            .views
+            .iter()
+            .zip(dropouts.iter_mut())
+            .enumerate()
+            .map(|(v, (g, d))| {
+                if drop {
+                    d.apply(&g.adj, keep, derive_seed(seed, self.step, v as u64 + 1))
+                } else {
+                    (&g.adj, &g.adj)
+                }
+            })
+            .collect();
+        let gv = |v: usize| graph_view(graphs[v].0, graphs[v].1, nu, ni, v as u32, true);
+        for (v, out) in embs.iter_mut().enumerate() {
+            forward(&mut m.backbone, &self.kernels, &m.stores[0], gv(v), out, w)?;
+        }
+        for d in d_embs.iter_mut() {
+            d.iter_mut().for_each(|x| *x = 0.0);
+        }
+        for s in m.stores.iter_mut() {
+            s.zero_grad();
+        }
+        let batch = BatchView {
+            users: users.into(),
+            pos: pos.into(),
+            neg: neg.into(),
+            epoch,
+            step: self.step,
+            seed: derive_seed(seed, self.step, 0),
+        };
+        fn emb(data: &[f32], nu: usize, ni: usize, w: usize) -> Emb<'_> {
+            Emb {
+                data,
+                n_users: nu,
+                n_items: ni,
+                width: w,
+            }
+        }
+        let mut terms = Vec::new();
+        let mut d0 = EmbBuf {
+            data: &mut d_embs[0],
+            n_users: nu,
+            n_items: ni,
+            width: w,
+        };
+        terms.push((
+            "bpr".to_owned(),
+            bpr(emb(&embs[0], nu, ni, w), users, pos, neg, &mut d0),
+        ));
+
+        let store0 = &mut m.stores[0];
+        let aux = m
+            .backbone
+            .aux_loss(
+                self.kernels.as_ref(),
+                promax_plugin_api::ParamsRef {
+                    data: store0.data.as_slice().into(),
+                    layout: store0.layout.as_slice().into(),
+                },
+                gv(0),
+                batch,
+                emb(&embs[0], nu, ni, w).to_abi(),
+                EmbMut {
+                    data: d_embs[0].as_mut_slice().into(),
+                    n_users: nu,
+                    n_items: ni,
+                    width: w,
+                },
+                GradsMut {
+                    data: store0.grad.as_mut_slice().into(),
+                    layout: store0.layout.as_slice().into(),
+                },
+            )
+            .into_result()
+            .map_err(|e| anyhow!("{e}"))?;
+        terms.extend(aux.into_iter().map(|t| (t.name.into_string(), t.value)));
+
+        for (j, slot) in m.augmenters.iter_mut().enumerate() {
+            let store = &mut m.stores[1 + j];
+            let refs: Vec<EmbRef<'_>> = slot
+                .views
+                .iter()
+                .map(|&v| emb(&embs[v], nu, ni, w).to_abi())
+                .collect();
+            let mut by_view: Vec<Option<&mut Vec<f32>>> = d_embs.iter_mut().map(Some).collect();
+            let mut grads_of_views: Vec<EmbMut<'_>> = Vec::with_capacity(slot.views.len());
+            for &v in &slot.views {
+                let buf = by_view[v]
+                    .take()
+                    .ok_or_else(|| anyhow!("plugin `{}` asked for view {v} twice", slot.name))?;
+                grads_of_views.push(EmbMut {
+                    data: buf.as_mut_slice().into(),
+                    n_users: nu,
+                    n_items: ni,
+                    width: w,
+                });
+            }
+            let out = slot
+                .obj
+                .loss(
+                    self.kernels.as_ref(),
+                    batch,
+                    refs.as_slice().into(),
+                    grads_of_views.as_mut_slice().into(),
+                    promax_plugin_api::ParamsRef {
+                        data: store.data.as_slice().into(),
+                        layout: store.layout.as_slice().into(),
+                    },
+                    GradsMut {
+                        data: store.grad.as_mut_slice().into(),
+                        layout: store.layout.as_slice().into(),
+                    },
+                )
+                .into_result()
+                .map_err(|e| anyhow!("{e}"))?;
+            terms.extend(out.into_iter().map(|t| (t.name.into_string(), t.value)));
+        }
+
+        let store0 = &mut m.stores[0];
+        for (v, d) in d_embs.iter().enumerate() {
+            lift(m.backbone.backward(
+                self.kernels.as_ref(),
+                promax_plugin_api::ParamsRef {
+                    data: store0.data.as_slice().into(),
+                    layout: store0.layout.as_slice().into(),
+                },
+                gv(v),
+                emb(d, nu, ni, w).to_abi(),
+                GradsMut {
+                    data: store0.grad.as_mut_slice().into(),
+                    layout: store0.layout.as_slice().into(),
+                },
+            ))?;
+        }
+        let reg = self.cfg.train.reg_weight as f32;
+        let reg_loss: f64 = m.stores.iter_mut().map(|s| s.add_l2(reg)).sum();
+        terms.push(("reg".to_owned(), reg_loss));
+        let mut stores: Vec<&mut _> = m.stores.iter_mut().collect();
+        self.adam.step(&mut stores);
+        for (name, value) in &terms {
+            if !value.is_finite() {
+                return Err(anyhow!(
+                    "loss term `{name}` is {value} at step {} (epoch {epoch})",
+                    self.step
+                ));
+            }
+        }
+        Ok(terms)
+    }
+
+    /// Evaluates the current parameters on one split.
+    pub fn evaluate(&mut self, ev: &mut Evaluator, scratch: &mut Vec<f32>) -> Result<EvalResult> {
+        self.model.embed(&self.kernels, scratch)?;
+        let (nu, ni, w) = (self.model.n_users, self.model.n_items, self.model.width);
+        ev.evaluate(
+            &Compute::new(self.kernels.as_ref()),
+            Emb {
+                data: scratch,
+                n_users: nu,
+                n_items: ni,
+                width: w,
+            },
+        )
+        .map_err(|e| anyhow!(e))
+    }
+
+    fn snapshot(&self) -> Vec<Vec<f32>> {
+        self.model.stores.iter().map(|s| s.data.clone()).collect()
+    }
+
+    fn restore(&mut self, snap: Vec<Vec<f32>>) {
+        for (s, d) in self.model.stores.iter_mut().zip(snap) {
+            s.data = d;
+        }
+    }
+}
+
+fn progress_bar(len: u64, epoch: usize) -> ProgressBar {
+    if !std::io::stdout().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "epoch {prefix:>4} [{bar:30}] {pos}/{len} batches {per_sec} loss {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    pb.set_prefix(epoch.to_string());
+    pb
+}
+
+/// Trains the configured model on `ds`, writing the run folder `out`.
+pub fn train(cfg: &Config, ds: &Dataset, model: Model, out: &Path) -> Result<RunSummary> {
+    let metric = cfg.eval.metric.clone();
+    let mut valid_ev = Evaluator::new(ds.n_users, ds.n_items, &ds.train, &ds.valid, &cfg.eval.ks);
+    let mut test_ev = Evaluator::new(ds.n_users, ds.n_items, &ds.train, &ds.test, &cfg.eval.ks);
+    let mut t = Trainer::new(cfg, model)?;
+    let seen = user_items(ds.n_users, ds.n_items, &ds.train);
+    let sampler = Sampler::new(&ds.train, &seen).map_err(|e| anyhow!("{e}"))?;
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.train.seed, 0, 0xE0));
+    let mut epoch_data = Epoch::default();
+    let mut scratch = Vec::new();
+    let mut rows: Vec<EpochRow> = Vec::new();
+    let (mut best, mut best_epoch, mut best_snap, mut bad_evals) = (f64::NEG_INFINITY, 0, None, 0);
+    let (mut train_secs, mut eval_secs, mut n_evals) = (0.0, 0.0, 0usize);
+    let mut stopped_early = false;
+    let bs = cfg.train.batch_size;
+    let run_start = Instant::now();
+    let mut epochs_run = 0;
+    for epoch in 1..=cfg.train.max_epochs {
+        let start = Instant::now();
+        sampler.epoch(&mut rng, &mut epoch_data);
+        let n_batches = epoch_data.users.len().div_ceil(bs);
+        let pb = progress_bar(n_batches as u64, epoch);
+        let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+        for b in 0..n_batches {
+            let r = b * bs..((b + 1) * bs).min(epoch_data.users.len());
+            let terms = t.step(
+                epoch as u64,
+                &epoch_data.users[r.clone()],
+                &epoch_data.pos[r.clone()],
+                &epoch_data.neg[r],
+            )?;
+            for (name, v) in terms {
+                *sums.entry(name).or_default() += v;
+            }
+            pb.inc(1);
+            pb.set_message(format!(
+                "{:.4}",
+                sums.values().sum::<f64>() / (b + 1) as f64
+            ));
+        }
+        pb.finish_and_clear();
+        let secs = start.elapsed().as_secs_f64();
+        train_secs += secs;
+        epochs_run = epoch;
+        let losses: BTreeMap<String, f64> = sums
+            .into_iter()
+            .map(|(k, v)| (k, v / n_batches.max(1) as f64))
+            .collect();
+        let mut row = EpochRow {
+            epoch,
+            losses,
+            valid: None,
+            seconds: secs,
+            eval_seconds: None,
+        };
+        if epoch % cfg.eval.every == 0 || epoch == cfg.train.max_epochs {
+            let es = Instant::now();
+            let res = t.evaluate(&mut valid_ev, &mut scratch)?;
+            let e_secs = es.elapsed().as_secs_f64();
+            eval_secs += e_secs;
+            n_evals += 1;
+            let value = *res
+                .metrics
+                .get(&metric)
+                .ok_or_else(|| anyhow!("unknown metric `{metric}`"))?;
+            tracing::info!(
+                "epoch {epoch}: loss {:.5}, valid {metric} {value:.4} ({secs:.2}s train, {e_secs:.2}s eval)",
+                row.losses.values().sum::<f64>()
+            );
+            row.valid = Some(res.metrics);
+            row.eval_seconds = Some(e_secs);
+            if value > best {
+                best = value;
+                best_epoch = epoch;
+                best_snap = Some(t.snapshot());
+                bad_evals = 0;
+            } else {
+                bad_evals += 1;
+            }
+            rows.push(row);
+            runfolder::write_epochs(out, &rows)?;
+            if bad_evals >= cfg.eval.patience {
+                stopped_early = true;
+                break;
+            }
+        } else {
+            rows.push(row);
+        }
+    }
+    runfolder::write_epochs(out, &rows)?;
+    if let Some(snap) = best_snap {
+        t.restore(snap);
+    }
+    let valid = t.evaluate(&mut valid_ev, &mut scratch)?;
+    let test = t.evaluate(&mut test_ev, &mut scratch)?;
+    tracing::info!(
+        "best epoch {best_epoch}: test recall@20 {:.4}, ndcg@20 {:.4}",
+        test.metrics.get("recall@20").copied().unwrap_or(f64::NAN),
+        test.metrics.get("ndcg@20").copied().unwrap_or(f64::NAN)
+    );
+    let summary = RunSummary {
+        dataset: ds.name.clone(),
+        backbone: t.model.backbone_name.clone(),
+        augmenters: t.model.augmenters.iter().map(|a| a.name.clone()).collect(),
+        seed: cfg.train.seed,
+        best_epoch,
+        epochs_run,
+        stopped_early,
+        seconds_per_epoch: train_secs / epochs_run.max(1) as f64,
+        eval_seconds: eval_secs / n_evals.max(1) as f64,
+        total_seconds: run_start.elapsed().as_secs_f64(),
+        threads: rayon::current_num_threads(),
+        n_params: t.model.n_params(),
+        valid: valid.metrics,
+        test: test.metrics,
+    };
+    runfolder::write_checkpoint(out, &t.model, &scratch)?;
+    runfolder::write_metrics(out, &summary)?;
+    Ok(summary)
+}
+
+/// The run folder for a config: `--out` if given, else `run.out_dir/run.name`, else a name
+/// from dataset, model and seed (suffixed `-2`, `-3`, … if taken).
+pub fn run_dir(cfg: &Config, ds: &Dataset, out: Option<&Path>) -> PathBuf {
+    if let Some(o) = out {
+        return o.to_owned();
+    }
+    if !cfg.run.name.is_empty() {
+        return cfg.run.out_dir.join(&cfg.run.name);
+    }
+    let mut model = cfg.model.backbone.clone();
+    for a in &cfg.model.augmenters {
+        model.push('+');
+        model.push_str(a);
+    }
+    let base = format!("{}-{}-s{}", ds.name, model, cfg.train.seed);
+    let mut dir = cfg.run.out_dir.join(&base);
+    let mut n = 2;
+    while dir.exists() {
+        dir = cfg.run.out_dir.join(format!("{base}-{n}"));
+        n += 1;
+    }
+    dir
+}
+
+/// Loads a finished run's parameters and evaluates them on valid and test.
+pub fn evaluate_run(
+    cfg: &Config,
+    ds: &Dataset,
+    mut model: Model,
+    run: &Path,
+) -> Result<(EvalResult, EvalResult)> {
+    runfolder::load_checkpoint(run, &mut model)
+        .with_context(|| format!("run folder {}", run.display()))?;
+    let mut valid_ev = Evaluator::new(ds.n_users, ds.n_items, &ds.train, &ds.valid, &cfg.eval.ks);
+    let mut test_ev = Evaluator::new(ds.n_users, ds.n_items, &ds.train, &ds.test, &cfg.eval.ks);
+    let mut t = Trainer::new(cfg, model)?;
+    let mut scratch = Vec::new();
+    let v = t.evaluate(&mut valid_ev, &mut scratch)?;
+    let te = t.evaluate(&mut test_ev, &mut scratch)?;
+    Ok((v, te))
+}

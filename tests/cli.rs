@@ -1,0 +1,226 @@
+//! End-to-end tests of the `promax` command line on the built-in synthetic dataset and on
+//! small hand-written dataset folders.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn promax(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_promax"))
+        .args(args)
+        .current_dir(repo())
+        .env_remove("PROMAX_PLUGIN_PATH")
+        .output()
+        .expect("running promax")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A config that extends the quick start with fewer epochs.
+fn quick_config(dir: &Path, extra: &str) -> PathBuf {
+    let quick = repo().join("configs/experiments/quickstart.toml");
+    let p = dir.join("quick.toml");
+    let body = format!(
+        "extends = {:?}\n[train]\nmax_epochs = 6\n{extra}\n",
+        quick.display().to_string()
+    );
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+fn metrics(run: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run.join("metrics.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn train_writes_a_complete_run_folder_and_eval_reproduces_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = quick_config(tmp.path(), "");
+    let run = tmp.path().join("run");
+    let o = promax(&[
+        "train",
+        cfg.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
+    for f in [
+        "config.toml",
+        "metrics.json",
+        "epochs.csv",
+        "model.safetensors",
+    ] {
+        assert!(run.join(f).is_file(), "missing {f}");
+    }
+    let m = metrics(&run);
+    for key in [
+        "dataset",
+        "backbone",
+        "augmenters",
+        "seed",
+        "best_epoch",
+        "epochs_run",
+        "seconds_per_epoch",
+        "eval_seconds",
+    ] {
+        assert!(m.get(key).is_some(), "metrics.json lacks {key}: {m}");
+    }
+    let r20 = m["test"]["recall@20"].as_f64().unwrap();
+    assert!(r20 > 0.0 && r20 <= 1.0, "{m}");
+    assert!(m["valid"]["ndcg@5"].as_f64().is_some());
+    assert_eq!(m["epochs_run"].as_u64(), Some(6));
+
+    let csv = std::fs::read_to_string(run.join("epochs.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    for col in ["epoch", "bpr", "reg", "valid_recall@20", "seconds"] {
+        assert!(header.split(',').any(|c| c == col), "{header}");
+    }
+    assert_eq!(csv.lines().count(), 7, "{csv}");
+
+    let o = promax(&["eval", run.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let again: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let r = again["test"]["recall@20"].as_f64().unwrap();
+    assert!((r - r20).abs() < 1e-9, "eval {r} vs train {r20}");
+}
+
+#[test]
+fn same_seed_gives_the_same_numbers_and_another_seed_does_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = quick_config(tmp.path(), "");
+    let run_with = |name: &str, seed: &str| {
+        let run = tmp.path().join(name);
+        let o = promax(&[
+            "train",
+            cfg.to_str().unwrap(),
+            "--set",
+            &format!("train.seed={seed}"),
+            "--out",
+            run.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o).1);
+        metrics(&run)
+    };
+    let (a, b, c) = (
+        run_with("a", "11"),
+        run_with("b", "11"),
+        run_with("c", "12"),
+    );
+    assert_eq!(a["test"], b["test"]);
+    assert_eq!(a["valid"], b["valid"]);
+    assert_ne!(a["test"], c["test"]);
+}
+
+fn write_dataset(dir: &Path, train: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("train.tsv"), train).unwrap();
+    std::fs::write(dir.join("valid.tsv"), "0\t2\n1\t0\n").unwrap();
+    std::fs::write(dir.join("test.tsv"), "0\t3\n1\t3\n").unwrap();
+}
+
+#[test]
+fn malformed_train_line_names_file_and_line_without_panicking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("bad");
+    write_dataset(&data, "0\t0\n1\tx\n1\t1\n");
+    let cfg = quick_config(
+        tmp.path(),
+        &format!(
+            "[data]\nkind = \"files\"\npath = {:?}\n",
+            data.display().to_string()
+        ),
+    );
+    let o = promax(&[
+        "train",
+        cfg.to_str().unwrap(),
+        "--out",
+        tmp.path().join("r").to_str().unwrap(),
+    ]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("train.tsv:2:"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let o = promax(&["data", "stats", data.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("train.tsv:2:"), "{err}");
+}
+
+#[test]
+fn data_stats_on_a_good_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("good");
+    write_dataset(&data, "0\t0\n0\t1\n1\t1\n1\t2\n");
+    let o = promax(&["data", "stats", data.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains('2') && out.to_lowercase().contains("users"),
+        "{out}"
+    );
+}
+
+#[test]
+fn config_errors_are_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = quick_config(tmp.path(), "lrr = 0.1");
+    let o = promax(&["train", cfg.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("lrr") && err.contains("train.lr"), "{err}");
+
+    let o = promax(&["train", "configs/experiments/no-such-file.toml"]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("no-such-file.toml"), "{err}");
+
+    let cfg = quick_config(tmp.path(), "[plugins.lightgcn]\nlayers = \"three\"\n");
+    let o = promax(&["train", cfg.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("layers"), "{err}");
+
+    let cfg = quick_config(tmp.path(), "[plugins.lightgnc]\nlayers = 2\n");
+    let o = promax(&["train", cfg.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("lightgnc") && err.contains("lightgcn"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plugins_are_listed_and_shown() {
+    let o = promax(&["plugins"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    for name in ["mf", "lightgcn"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default();
+        assert!(
+            line.contains("backbone") && line.contains("built-in"),
+            "{out}"
+        );
+    }
+    let o = promax(&["plugins", "show", "lightgcn"]);
+    let (out, _) = text(&o);
+    assert!(o.status.success());
+    for h in ["layers", "include_layer0", "keep_rate", "dim"] {
+        assert!(out.contains(h), "{out}");
+    }
+}
