@@ -29,6 +29,8 @@ pub struct EvalResult {
     pub metrics: BTreeMap<String, f64>,
     pub users: Vec<u32>,
     pub per_user: Vec<Vec<[f64; 5]>>,
+    /// Wall time of this evaluation, final embeddings included.
+    pub seconds: f64,
 }
 
 impl Evaluator {
@@ -102,6 +104,7 @@ impl Evaluator {
             metrics: average(&per_user, &self.ks),
             users: self.users.clone(),
             per_user,
+            seconds: 0.0,
         })
     }
 }

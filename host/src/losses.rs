@@ -43,12 +43,14 @@ pub fn bpr(emb: Emb<'_>, users: &[u32], pos: &[u32], neg: &[u32], d: &mut EmbBuf
         loss += softplus(x);
         // d softplus(x)/dx = sigmoid(x); x = u·n − u·p.
         let g = (sigmoid(x) * inv_b) as f32;
-        for j in 0..emb.width {
-            d.user_mut(u as usize)[j] += g * (en[j] - ep[j]);
+        for ((du, xn), xp) in d.user_mut(u as usize).iter_mut().zip(en).zip(ep) {
+            *du += g * (xn - xp);
         }
-        for j in 0..emb.width {
-            d.item_mut(p as usize)[j] -= g * eu[j];
-            d.item_mut(n as usize)[j] += g * eu[j];
+        for (dp, xu) in d.item_mut(p as usize).iter_mut().zip(eu) {
+            *dp -= g * xu;
+        }
+        for (dn, xu) in d.item_mut(n as usize).iter_mut().zip(eu) {
+            *dn += g * xu;
         }
     }
     loss * inv_b

@@ -113,7 +113,14 @@ fn cmd_eval(run: &Path) -> Result<()> {
     let ds = load_dataset(&cfg.data)?;
     let model = Model::build(&cfg, &registry, &ds)?;
     let (valid, test) = trainer::evaluate_run(&cfg, &ds, model, run)?;
-    let out = serde_json::json!({ "valid": valid.metrics, "test": test.metrics });
+    let out = serde_json::json!({
+        "valid": valid.metrics,
+        "test": test.metrics,
+        "valid_users": valid.users.len(),
+        "test_users": test.users.len(),
+        "valid_seconds": valid.seconds,
+        "test_seconds": test.seconds,
+    });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }

@@ -72,6 +72,9 @@ impl ParamStore {
                 }
                 s
             })
+            // Summed in chunk order, so the value does not depend on the thread count.
+            .collect::<Vec<f64>>()
+            .iter()
             .sum();
         f64::from(reg) * sq
     }

@@ -253,6 +253,7 @@ impl<'a> Trainer<'a> {
 
     /// Evaluates the current parameters on one split.
     pub fn evaluate(&mut self, ev: &mut Evaluator, scratch: &mut Vec<f32>) -> Result<EvalResult> {
+        let start = Instant::now();
         self.model.embed(&self.kernels, scratch)?;
         let (nu, ni, w) = (self.model.n_users, self.model.n_items, self.model.width);
         ev.evaluate(
@@ -264,6 +265,10 @@ impl<'a> Trainer<'a> {
                 width: w,
             },
         )
+        .map(|r| EvalResult {
+            seconds: start.elapsed().as_secs_f64(),
+            ..r
+        })
         .map_err(|e| anyhow!(e))
     }
 
@@ -351,9 +356,8 @@ pub fn train(cfg: &Config, ds: &Dataset, model: Model, out: &Path) -> Result<Run
             eval_seconds: None,
         };
         if epoch % cfg.eval.every == 0 || epoch == cfg.train.max_epochs {
-            let es = Instant::now();
             let res = t.evaluate(&mut valid_ev, &mut scratch)?;
-            let e_secs = es.elapsed().as_secs_f64();
+            let e_secs = res.seconds;
             eval_secs += e_secs;
             n_evals += 1;
             let value = *res

@@ -9,7 +9,7 @@
 //! [`promax_plugin_api::KernelTable`] ABI.
 //!
 //! # matrixmultiply's features
-//! `Cargo.toml` names matrixmultiply itself instead of using the workspace entry:
+//! The workspace's `matrixmultiply` entry sets:
 //! - `avx512` on: ndarray depends on matrixmultiply with default features off, which drops
 //!   its AVX-512 kernel. With it, 4096×32 · 32×9332 ran at 60–64 GFLOP/s on one Zen 4 core
 //!   against 44–52 without, and [`topk::score_topk`] at 11k × 9.3k × 32 took ~130–145 ms of
@@ -19,8 +19,8 @@
 //!   matrixmultiply's own thread pool only adds hand-offs: with it, `score_topk` took 164 ms
 //!   of CPU against 143–146, and `gemm` gained nothing.
 //!
-//! Cargo unifies features, so any crate in the same build that turns `threading` on (the
-//! workspace's `matrixmultiply` entry does) turns it on here too.
+//! Cargo unifies features, so any crate in the same build that turns `threading` on turns it
+//! on here too.
 
 pub mod cpu;
 pub mod csr;
