@@ -90,6 +90,8 @@ pub struct DataConfig {
     pub duplicates: String,
     /// Generator settings, used when `kind = "synthetic"`.
     pub synthetic: SyntheticConfig,
+    /// User and item profile embeddings: `.npy` files, seeded random ones, or none.
+    pub profiles: ProfilesConfig,
 }
 
 impl Default for DataConfig {
@@ -102,7 +104,76 @@ impl Default for DataConfig {
             n_items: 0,
             duplicates: "error".into(),
             synthetic: SyntheticConfig::default(),
+            profiles: ProfilesConfig::default(),
         }
+    }
+}
+
+/// Where the profile embeddings come from. All defaults = none (the synthetic dataset
+/// then keeps its generated ones).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProfilesConfig {
+    /// `.npy` float32 array `n_users × D`; a relative path resolves against `data.path`
+    /// (the dataset folder, where the profiles live beside the splits); `""` = none.
+    pub users: PathBuf,
+    /// `.npy` float32 array `n_items × D`, resolved like `users`.
+    pub items: PathBuf,
+    /// `> 0`: instead of files, seeded standard-normal profiles of this dimension for every
+    /// user and item (REFERENCE.md's stand-in that isolates what the profiles contribute).
+    pub random_dim: usize,
+    /// Seed of the random profiles; separate from `train.seed` so that the profiles stay
+    /// fixed while training seeds vary.
+    pub random_seed: u64,
+}
+
+impl ProfilesConfig {
+    /// Whether any profile source is configured (files or random).
+    pub fn is_set(&self) -> bool {
+        !self.users.as_os_str().is_empty()
+            || !self.items.as_os_str().is_empty()
+            || self.random_dim > 0
+    }
+
+    /// The configuration's consistency, shared by [`Config::validate`] and the data
+    /// loader (which may be handed a `DataConfig` built in code): `(key, value, reason)`
+    /// of the first problem.
+    pub fn problem(&self) -> Option<(&'static str, String, String)> {
+        let (users, items) = (
+            !self.users.as_os_str().is_empty(),
+            !self.items.as_os_str().is_empty(),
+        );
+        if self.random_dim > 0 && (users || items) {
+            let key = if users {
+                "data.profiles.users"
+            } else {
+                "data.profiles.items"
+            };
+            return Some((
+                "data.profiles.random_dim",
+                self.random_dim.to_string(),
+                format!(
+                    "cannot be combined with {key}: use either profile files \
+                     (data.profiles.users and data.profiles.items) or random profiles \
+                     (data.profiles.random_dim > 0), not both"
+                ),
+            ));
+        }
+        if users != items {
+            // Reported on the key that was set, so that the error names the layer that set
+            // it (the empty one comes from the defaults).
+            let (given, missing, path) = if users {
+                ("data.profiles.users", "data.profiles.items", &self.users)
+            } else {
+                ("data.profiles.items", "data.profiles.users", &self.items)
+            };
+            return Some((
+                given,
+                format!("{:?}", path.display().to_string()),
+                format!("is set but {missing} is empty: give both profile files or neither"),
+            ));
+        }
+        None
     }
 }
 
@@ -502,6 +573,9 @@ impl Config {
                 s.profile_dim,
                 "must be at least 1",
             ));
+        }
+        if let Some((key, value, reason)) = d.profiles.problem() {
+            return Err(bad(key, Raw(value), reason));
         }
 
         if self.model.backbone.trim().is_empty() {
@@ -1501,6 +1575,92 @@ mod tests {
     }
 
     #[test]
+    fn profiles_default_to_none_and_take_files_or_random() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "c.toml", VALID);
+        let c = load_clean(&p, &[]).unwrap();
+        assert_eq!(c.data.profiles, ProfilesConfig::default());
+        assert!(!c.data.profiles.is_set());
+
+        let p = write(
+            dir.path(),
+            "f.toml",
+            "[data]\nkind = \"synthetic\"\n[data.profiles]\nusers = \"u.npy\"\nitems = \"i.npy\"\n",
+        );
+        let c = load_clean(&p, &[]).unwrap();
+        assert_eq!(c.data.profiles.users, PathBuf::from("u.npy"));
+        assert_eq!(c.data.profiles.items, PathBuf::from("i.npy"));
+        let c = load_with_env(
+            &write(dir.path(), "r.toml", VALID),
+            &[],
+            vec![
+                ("PROMAX_DATA__PROFILES__RANDOM_DIM".into(), "1536".into()),
+                ("PROMAX_DATA__PROFILES__RANDOM_SEED".into(), "9".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (c.data.profiles.random_dim, c.data.profiles.random_seed),
+            (1536, 9)
+        );
+        assert!(c.data.profiles.is_set());
+    }
+
+    #[test]
+    fn profiles_files_and_random_conflict_and_come_in_pairs() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "f.toml",
+            "[data]\nkind = \"synthetic\"\n[data.profiles]\nusers = \"u.npy\"\nitems = \"i.npy\"\n",
+        );
+        let err = load_clean(&p, &["data.profiles.random_dim=16"]).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, ConfigError::Invalid { .. }), "{msg}");
+        assert!(
+            msg.contains("`data.profiles.random_dim`")
+                && msg.contains("data.profiles.users")
+                && msg.contains("--set data.profiles.random_dim=16"),
+            "{msg}"
+        );
+
+        let q = write(dir.path(), "c.toml", VALID);
+        let msg = load_clean(&q, &["data.profiles.items=i.npy"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("`data.profiles.items`")
+                && msg.contains("data.profiles.users is empty")
+                && msg.contains("--set data.profiles.items=i.npy"),
+            "{msg}"
+        );
+        let msg = load_clean(&q, &["data.profiles.users=u.npy"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("`data.profiles.users`") && msg.contains("data.profiles.items is empty"),
+            "{msg}"
+        );
+        // Clearing the files makes random profiles legal again.
+        let c = load_clean(
+            &p,
+            &[
+                "data.profiles.users=",
+                "data.profiles.items=",
+                "data.profiles.random_dim=8",
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.data.profiles.random_dim, 8);
+
+        // A typo inside the section is an unknown key with the nearest valid one.
+        let msg = load_clean(&q, &["data.profiles.random_sed=3"])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("`data.profiles.random_seed`"), "{msg}");
+    }
+
+    #[test]
     fn shipped_experiments_resolve_as_documented() {
         let exp = configs_dir().join("experiments");
         let c = load_clean(&exp.join("lightgcn-amazon.toml"), &[]).unwrap();
@@ -1533,6 +1693,15 @@ mod tests {
             (c.train.max_epochs, c.eval.every, c.eval.patience),
             (30, 3, 5)
         );
+    }
+
+    #[test]
+    fn ml100k_dataset_config_loads_its_profiles_by_default() {
+        let c = load_clean(&configs_dir().join("datasets/ml100k.toml"), &[]).unwrap();
+        assert_eq!(c.data.path, PathBuf::from("../shared/data/ml100k"));
+        assert_eq!(c.data.profiles.users, PathBuf::from("user_profiles.npy"));
+        assert_eq!(c.data.profiles.items, PathBuf::from("item_profiles.npy"));
+        assert_eq!(c.data.profiles.random_dim, 0);
     }
 
     #[test]

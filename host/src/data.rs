@@ -4,15 +4,22 @@
 //!
 //! Bad input never panics and never silently loses rows: every error names the file and,
 //! where there is one, the 1-based line.
+//!
+//! Profile embeddings (`[data.profiles]`) come from two `.npy` float32 tables (row i =
+//! user / item i), or are drawn at random (seeded standard normal), or are absent; the
+//! synthetic dataset keeps its generated ones unless `[data.profiles]` says otherwise.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use ndarray::ArrayD;
+use ndarray_npy::{ReadNpyError, ReadNpyExt};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::config::{DataConfig, SyntheticConfig};
 
@@ -50,7 +57,8 @@ pub struct Dataset {
     pub valid: Pairs,
     /// Test interactions (reported at the best validation epoch).
     pub test: Pairs,
-    /// Profile embeddings, when the dataset comes with them (the synthetic one, for now).
+    /// Profile embeddings: loaded or drawn per `[data.profiles]`, or the synthetic
+    /// dataset's generated ones; `None` when there are none.
     pub profiles: Option<Profiles>,
 }
 
@@ -170,11 +178,38 @@ pub enum DataError {
         /// What is wrong with its value.
         reason: String,
     },
+    /// A profile file named in `[data.profiles]` does not exist.
+    #[error("{} not found (named by {key}; a relative path resolves against data.path)", path.display())]
+    MissingProfiles {
+        /// The file, as resolved.
+        path: PathBuf,
+        /// The config key naming it.
+        key: &'static str,
+    },
+    /// A profile file that cannot be used: not a 2-D float32 `.npy` array, a row count
+    /// other than the dataset's, a dimension other than the other table's, a NaN or
+    /// infinite value (the reason names its 0-based row and column).
+    #[error("{} ({key}): {reason}", path.display())]
+    BadProfiles {
+        /// The file.
+        path: PathBuf,
+        /// The config key naming it.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Loads the dataset `cfg` describes: reads the split files of a folder, or generates the
 /// synthetic dataset.
 pub fn load_dataset(cfg: &DataConfig) -> Result<Dataset, DataError> {
+    // A contradictory [data.profiles] is reported before any (possibly large) file is read.
+    if let Some((key, _, reason)) = cfg.profiles.problem() {
+        return Err(DataError::Config {
+            key: key.into(),
+            reason,
+        });
+    }
     match cfg.kind.as_str() {
         "files" => load_files(cfg),
         "synthetic" => {
@@ -194,6 +229,10 @@ pub fn load_dataset(cfg: &DataConfig) -> Result<Dataset, DataError> {
             let mut ds = generate(s)?.dataset;
             if !cfg.name.is_empty() {
                 ds.name = cfg.name.clone();
+            }
+            // The generated profiles stay unless [data.profiles] names another source.
+            if cfg.profiles.is_set() {
+                ds.profiles = load_profiles(cfg, ds.n_users, ds.n_items)?;
             }
             Ok(ds)
         }
@@ -249,6 +288,7 @@ fn load_files(cfg: &DataConfig) -> Result<Dataset, DataError> {
         splits.next().unwrap_or_default(),
         splits.next().unwrap_or_default(),
     );
+    let profiles = load_profiles(cfg, n_users, n_items)?;
     let ds = Dataset {
         name,
         dir: Some(dir.clone()),
@@ -257,7 +297,7 @@ fn load_files(cfg: &DataConfig) -> Result<Dataset, DataError> {
         train,
         valid,
         test,
-        profiles: None,
+        profiles,
     };
     let st = stats(&ds);
     if st.train_valid_overlap + st.train_test_overlap > 0 {
@@ -483,6 +523,233 @@ fn shorten(text: &str) -> String {
     }
 }
 
+/// The profiles `cfg.profiles` asks for, for a dataset of `n_users` × `n_items`: `None`
+/// when it names no source, else the two files (resolved against `data.path`) or seeded
+/// random profiles.
+pub fn load_profiles(
+    cfg: &DataConfig,
+    n_users: usize,
+    n_items: usize,
+) -> Result<Option<Profiles>, DataError> {
+    let p = &cfg.profiles;
+    if let Some((key, _, reason)) = p.problem() {
+        return Err(DataError::Config {
+            key: key.into(),
+            reason,
+        });
+    }
+    if p.random_dim > 0 {
+        return random_profiles(n_users, n_items, p.random_dim, p.random_seed).map(Some);
+    }
+    if !p.is_set() {
+        return Ok(None);
+    }
+    let users_path = resolve_profile_path(cfg, &p.users);
+    let items_path = resolve_profile_path(cfg, &p.items);
+    let (users, dim) = read_profile_table(&users_path, "data.profiles.users", "user", n_users)?;
+    let (items, item_dim) =
+        read_profile_table(&items_path, "data.profiles.items", "item", n_items)?;
+    if item_dim != dim {
+        return Err(DataError::BadProfiles {
+            path: items_path,
+            key: "data.profiles.items",
+            reason: format!(
+                "has dimension {item_dim} but the user profiles ({}) have dimension {dim}: \
+                 both tables must come from the same embedding model",
+                users_path.display()
+            ),
+        });
+    }
+    Ok(Some(Profiles { dim, users, items }))
+}
+
+/// Profile files live beside the splits, so a relative path means "in the dataset folder";
+/// with no `data.path` (the synthetic dataset) it stays relative to the working directory.
+fn resolve_profile_path(cfg: &DataConfig, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cfg.path.join(p)
+    }
+}
+
+/// Reads one `.npy` profile table: a 2-D float32 array (C or Fortran order, either byte
+/// order) with `expected_rows` rows, every value finite. Returns the values row-major and
+/// the dimension.
+pub fn read_profile_table(
+    path: &Path,
+    key: &'static str,
+    what: &str,
+    expected_rows: usize,
+) -> Result<(Vec<f32>, usize), DataError> {
+    let bad = |reason: String| DataError::BadProfiles {
+        path: path.to_path_buf(),
+        key,
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => DataError::MissingProfiles {
+            path: path.to_path_buf(),
+            key,
+        },
+        _ => DataError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })?;
+    if path.is_dir() {
+        return Err(bad("is a folder, not a .npy file".into()));
+    }
+    // Read with a dynamic dimension so that a wrong rank is reported with its shape
+    // rather than as ndarray-npy's "ndim did not match".
+    let arr = ArrayD::<f32>::read_npy(std::io::BufReader::new(file)).map_err(|e| {
+        bad(match e {
+            ReadNpyError::WrongDescriptor(desc) => {
+                let desc = desc.to_string();
+                format!(
+                    "holds {} values (dtype {desc}), not float32; profile tables must be \
+                     float32 '<f4' (np.save(path, a.astype(np.float32)))",
+                    dtype_name(&desc)
+                )
+            }
+            ReadNpyError::ParseHeader(e) => format!("not a .npy file: {e}"),
+            ReadNpyError::MissingData => {
+                "is truncated: it holds less data than its header's shape promises".into()
+            }
+            ReadNpyError::ExtraBytes(n) => {
+                format!("has {n} bytes after the array its header describes")
+            }
+            ReadNpyError::Io(e) => format!("cannot read it as .npy: {e}"),
+            other => format!("cannot read it as .npy: {other}"),
+        })
+    })?;
+    let shape = arr.shape().to_vec();
+    if shape.len() != 2 {
+        return Err(bad(format!(
+            "holds a {}-D float32 array of shape {}, not a 2-D ({what}s × dimension) table",
+            shape.len(),
+            py_shape(&shape)
+        )));
+    }
+    let (rows, dim) = (shape[0], shape[1]);
+    if rows != expected_rows {
+        return Err(bad(format!(
+            "has {rows} rows but the dataset has {expected_rows} {what}s (row i must be the \
+             profile of {what} i)"
+        )));
+    }
+    if dim == 0 {
+        return Err(bad(format!("has shape {}: no columns", py_shape(&shape))));
+    }
+    // Fortran-order files come back column-major; `iter` walks the logical row-major order.
+    let values: Vec<f32> = if arr.is_standard_layout() {
+        let (v, offset) = arr.into_raw_vec_and_offset();
+        debug_assert!(offset.unwrap_or(0) == 0);
+        v
+    } else {
+        arr.iter().copied().collect()
+    };
+    // A NaN or infinity would silently poison every cosine and PCA downstream.
+    if let Some(pos) = values.iter().position(|x| !x.is_finite()) {
+        return Err(bad(format!(
+            "row {}, column {} (0-based; row = {what} id) is {}; profiles must be finite",
+            pos / dim,
+            pos % dim,
+            values[pos]
+        )));
+    }
+    Ok((values, dim))
+}
+
+/// A numpy dtype descriptor (`'<f8'`) in words, for error messages.
+fn dtype_name(desc: &str) -> &'static str {
+    let code = desc
+        .trim_matches('\'')
+        .trim_start_matches(['<', '>', '=', '|']);
+    match code {
+        "f8" => "float64",
+        "f2" => "float16",
+        "f4" => "float32 of an unsupported byte order",
+        "i1" | "i2" | "i4" | "i8" | "u1" | "u2" | "u4" | "u8" => "integer",
+        "b1" => "boolean",
+        "O" => "Python object",
+        _ => "non-float32",
+    }
+}
+
+/// A shape as numpy prints it: `(5,)`, `(3, 4)`.
+fn py_shape(shape: &[usize]) -> String {
+    match shape {
+        [n] => format!("({n},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Rows per independently seeded chunk of random profiles.
+const RANDOM_CHUNK_ROWS: usize = 64;
+
+/// Seeded standard-normal profiles, `n_users × dim` then `n_items × dim`.
+///
+/// Each chunk of [`RANDOM_CHUNK_ROWS`] rows draws from its own ChaCha8 stream of `seed`
+/// (users: streams 0, 1, …; items: streams 2³² + 0, 1, …), filled in parallel; the values
+/// therefore depend only on (seed, table, row, dim), never on the thread count, and a
+/// user's profile does not change with the number of items.
+pub fn random_profiles(
+    n_users: usize,
+    n_items: usize,
+    dim: usize,
+    seed: u64,
+) -> Result<Profiles, DataError> {
+    let table = |n: usize, stream_base: u64| -> Result<Vec<f32>, DataError> {
+        let too_big = || DataError::Config {
+            key: "data.profiles.random_dim".into(),
+            reason: format!("= {dim}: {n} rows × {dim} f32 values do not fit in memory"),
+        };
+        let len = n.checked_mul(dim).ok_or_else(too_big)?;
+        // try_reserve: an absurd dimension is a config error, not an allocation abort.
+        let mut out = Vec::new();
+        out.try_reserve_exact(len).map_err(|_| too_big())?;
+        out.resize(len, 0.0f32);
+        if dim > 0 {
+            out.par_chunks_mut(RANDOM_CHUNK_ROWS * dim)
+                .enumerate()
+                .for_each(|(k, chunk)| {
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                    rng.set_stream(stream_base + k as u64);
+                    fill_standard_normal(chunk, &mut rng);
+                });
+        }
+        Ok(out)
+    };
+    Ok(Profiles {
+        dim,
+        users: table(n_users, 0)?,
+        items: table(n_items, 1 << 32)?,
+    })
+}
+
+/// Fills `out` with N(0, 1) draws: Box–Muller, both outputs of each pair (rand 0.8 has no
+/// normal distribution without the extra rand_distr crate).
+fn fill_standard_normal(out: &mut [f32], rng: &mut ChaCha8Rng) {
+    for pair in out.chunks_mut(2) {
+        let u1: f64 = 1.0 - rng.gen::<f64>(); // (0, 1]: ln stays finite
+        let u2: f64 = rng.gen();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+        pair[0] = (r * c) as f32;
+        if let Some(x) = pair.get_mut(1) {
+            *x = (r * s) as f32;
+        }
+    }
+}
+
 /// Number of train interactions of each user (length `n_users`).
 pub fn train_counts(ds: &Dataset) -> Vec<u32> {
     let mut counts = vec![0u32; ds.n_users];
@@ -538,6 +805,8 @@ pub struct DataStats {
     pub train_test_overlap: usize,
     /// Pairs in both valid and test.
     pub valid_test_overlap: usize,
+    /// Dimension of the profile embeddings, when the dataset has them.
+    pub profile_dim: Option<usize>,
 }
 
 /// Computes [`DataStats`] for `ds`.
@@ -594,6 +863,7 @@ pub fn stats(ds: &Dataset) -> DataStats {
         train_valid_overlap: ds.valid.iter().filter(|p| train_set.contains(p)).count(),
         train_test_overlap: ds.test.iter().filter(|p| train_set.contains(p)).count(),
         valid_test_overlap: ds.test.iter().filter(|p| valid_set.contains(p)).count(),
+        profile_dim: ds.profiles.as_ref().map(|p| p.dim),
     }
 }
 
@@ -645,7 +915,11 @@ impl fmt::Display for DataStats {
             f,
             "  overlap (pairs in both; train ones are leaks): train/valid {}, train/test {}, valid/test {}",
             self.train_valid_overlap, self.train_test_overlap, self.valid_test_overlap
-        )
+        )?;
+        if let Some(dim) = self.profile_dim {
+            write!(f, "\n  profiles: dimension {dim} (users and items)")?;
+        }
+        Ok(())
     }
 }
 
@@ -833,6 +1107,7 @@ fn generate(s: &SyntheticConfig) -> Result<Synthetic, DataError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ProfilesConfig;
     use std::fs;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -1295,5 +1570,384 @@ mod tests {
             ..files_cfg(&dir)
         };
         assert_eq!(load_dataset(&cfg).unwrap().n_items, 9_332);
+    }
+
+    // ---- profiles ----
+
+    fn ml100k_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ml100k")
+    }
+
+    /// A tiny dataset folder (3 users, 4 items) plus profile files written with ndarray-npy.
+    fn tiny_with_profiles(dir: &Path) -> DataConfig {
+        write(dir, "train.tsv", "0\t0\n1\t1\n2\t2\n");
+        write(dir, "valid.tsv", "0\t1\n");
+        write(dir, "test.tsv", "2\t3\n");
+        DataConfig {
+            n_users: 3,
+            n_items: 4,
+            profiles: ProfilesConfig {
+                users: "u.npy".into(),
+                items: "i.npy".into(),
+                ..ProfilesConfig::default()
+            },
+            ..files_cfg(dir)
+        }
+    }
+
+    fn grid(rows: usize, cols: usize) -> ndarray::Array2<f32> {
+        ndarray::Array2::from_shape_fn((rows, cols), |(r, c)| (r * 10 + c) as f32)
+    }
+
+    fn profile_err(dir: &Path, users: &dyn Fn(&Path), items: &dyn Fn(&Path)) -> DataError {
+        let cfg = tiny_with_profiles(dir);
+        users(&dir.join("u.npy"));
+        items(&dir.join("i.npy"));
+        load_dataset(&cfg).unwrap_err()
+    }
+
+    #[test]
+    fn profiles_load_from_npy_relative_to_the_dataset_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = tiny_with_profiles(dir.path());
+        ndarray_npy::write_npy(dir.path().join("u.npy"), &grid(3, 5)).unwrap();
+        // Fortran order reads back in logical (row-major) order.
+        let f = grid(4, 5)
+            .reversed_axes()
+            .as_standard_layout()
+            .reversed_axes()
+            .to_owned();
+        assert!(!f.is_standard_layout());
+        ndarray_npy::write_npy(dir.path().join("i.npy"), &f).unwrap();
+        let ds = load_dataset(&cfg).unwrap();
+        let p = ds.profiles.as_ref().unwrap();
+        assert_eq!(p.dim, 5);
+        assert_eq!(p.users, grid(3, 5).into_raw_vec_and_offset().0);
+        assert_eq!(p.items, grid(4, 5).into_raw_vec_and_offset().0);
+        assert!(stats(&ds).to_string().contains("profiles: dimension 5"));
+
+        // An absolute path is taken as is.
+        let abs = DataConfig {
+            profiles: ProfilesConfig {
+                users: dir.path().join("u.npy"),
+                items: dir.path().join("i.npy"),
+                ..ProfilesConfig::default()
+            },
+            ..cfg.clone()
+        };
+        assert_eq!(load_dataset(&abs).unwrap().profiles, ds.profiles);
+        // No profiles configured: none, and no stats line.
+        let none = DataConfig {
+            profiles: ProfilesConfig::default(),
+            ..cfg
+        };
+        let ds = load_dataset(&none).unwrap();
+        assert!(ds.profiles.is_none());
+        assert!(!stats(&ds).to_string().contains("profiles"));
+    }
+
+    #[test]
+    fn bad_profile_files_are_named_with_the_reason() {
+        let ok_users = |p: &Path| ndarray_npy::write_npy(p, &grid(3, 4)).unwrap();
+        let ok_items = |p: &Path| ndarray_npy::write_npy(p, &grid(4, 4)).unwrap();
+
+        // Wrong row count: both counts said.
+        let dir = tempfile::tempdir().unwrap();
+        let err = profile_err(
+            dir.path(),
+            &|p| ndarray_npy::write_npy(p, &grid(2, 4)).unwrap(),
+            &ok_items,
+        );
+        let msg = err.to_string();
+        assert!(matches!(err, DataError::BadProfiles { .. }), "{msg}");
+        assert!(
+            msg.contains("u.npy") && msg.contains("2 rows") && msg.contains("3 users"),
+            "{msg}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(dir.path(), &ok_users, &|p| {
+            ndarray_npy::write_npy(p, &grid(5, 4)).unwrap()
+        })
+        .to_string();
+        assert!(
+            msg.contains("i.npy") && msg.contains("5 rows") && msg.contains("4 items"),
+            "{msg}"
+        );
+
+        // NaN and infinity: file, 0-based row and column.
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(dir.path(), &ok_users, &|p| {
+            let mut a = grid(4, 4);
+            a[[2, 1]] = f32::NAN;
+            ndarray_npy::write_npy(p, &a).unwrap()
+        })
+        .to_string();
+        assert!(
+            msg.contains("i.npy") && msg.contains("row 2, column 1") && msg.contains("NaN"),
+            "{msg}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(
+            dir.path(),
+            &|p| {
+                let mut a = grid(3, 4);
+                a[[1, 3]] = f32::NEG_INFINITY;
+                ndarray_npy::write_npy(p, &a).unwrap()
+            },
+            &ok_items,
+        )
+        .to_string();
+        assert!(
+            msg.contains("u.npy") && msg.contains("row 1, column 3") && msg.contains("inf"),
+            "{msg}"
+        );
+
+        // A 1-D array: its shape said.
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(
+            dir.path(),
+            &|p| ndarray_npy::write_npy(p, &ndarray::Array1::<f32>::zeros(12)).unwrap(),
+            &ok_items,
+        )
+        .to_string();
+        assert!(
+            msg.contains("u.npy") && msg.contains("1-D") && msg.contains("(12,)"),
+            "{msg}"
+        );
+
+        // float64: the dtype said.
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(dir.path(), &ok_users, &|p| {
+            ndarray_npy::write_npy(p, &grid(4, 4).mapv(f64::from)).unwrap()
+        })
+        .to_string();
+        assert!(
+            msg.contains("i.npy") && msg.contains("float64") && msg.contains("'<f8'"),
+            "{msg}"
+        );
+
+        // The two dimensions differ: both files named.
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(dir.path(), &ok_users, &|p| {
+            ndarray_npy::write_npy(p, &grid(4, 6)).unwrap()
+        })
+        .to_string();
+        assert!(
+            msg.contains("i.npy")
+                && msg.contains("u.npy")
+                && msg.contains("dimension 6")
+                && msg.contains("dimension 4"),
+            "{msg}"
+        );
+
+        // Missing file, and a file that is not .npy at all.
+        let dir = tempfile::tempdir().unwrap();
+        let err = profile_err(dir.path(), &ok_users, &|_| {});
+        let msg = err.to_string();
+        assert!(matches!(err, DataError::MissingProfiles { .. }), "{msg}");
+        assert!(
+            msg.contains("i.npy") && msg.contains("data.profiles.items"),
+            "{msg}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(
+            dir.path(),
+            &|p| fs::write(p, "0.1\t0.2\n").map(drop).unwrap(),
+            &ok_items,
+        )
+        .to_string();
+        assert!(
+            msg.contains("u.npy") && msg.contains("not a .npy file"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn profile_settings_conflict_or_come_in_pairs() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = tiny_with_profiles(dir.path());
+        let both = DataConfig {
+            profiles: ProfilesConfig {
+                random_dim: 8,
+                ..cfg.profiles.clone()
+            },
+            ..cfg.clone()
+        };
+        let msg = load_dataset(&both).unwrap_err().to_string();
+        assert!(
+            msg.contains("data.profiles.random_dim") && msg.contains("data.profiles.users"),
+            "{msg}"
+        );
+        let half = DataConfig {
+            profiles: ProfilesConfig {
+                items: PathBuf::new(),
+                ..cfg.profiles.clone()
+            },
+            ..cfg.clone()
+        };
+        let msg = load_dataset(&half).unwrap_err().to_string();
+        assert!(
+            msg.contains("data.profiles.users") && msg.contains("data.profiles.items"),
+            "{msg}"
+        );
+        // Synthetic: checked too, though the generator has its own profiles.
+        let syn = DataConfig {
+            kind: "synthetic".into(),
+            ..both
+        };
+        assert!(load_dataset(&syn).is_err());
+    }
+
+    #[test]
+    fn random_profiles_are_seeded_standard_normal() {
+        let a = random_profiles(300, 200, 64, 5).unwrap();
+        assert_eq!(
+            (a.dim, a.users.len(), a.items.len()),
+            (64, 300 * 64, 200 * 64)
+        );
+        assert_eq!(a, random_profiles(300, 200, 64, 5).unwrap());
+        let b = random_profiles(300, 200, 64, 6).unwrap();
+        assert_ne!(a.users, b.users);
+        assert_ne!(
+            a.users[..64],
+            a.items[..64],
+            "users and items draw different streams"
+        );
+        // A user's profile does not depend on the number of items or users after it.
+        let c = random_profiles(100, 7, 64, 5).unwrap();
+        assert_eq!(c.users[..], a.users[..100 * 64]);
+        // Nor on the thread count.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        assert_eq!(
+            pool.install(|| random_profiles(300, 200, 64, 5).unwrap()),
+            a
+        );
+
+        let all: Vec<f64> = a
+            .users
+            .iter()
+            .chain(&a.items)
+            .map(|&x| f64::from(x))
+            .collect();
+        let n = all.len() as f64;
+        let mean = all.iter().sum::<f64>() / n;
+        let var = all.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+        let kurt = all
+            .iter()
+            .map(|x| ((x - mean) * (x - mean)).powi(2))
+            .sum::<f64>()
+            / n
+            / (var * var);
+        assert!(mean.abs() < 0.01, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.02, "variance {var}");
+        assert!((kurt - 3.0).abs() < 0.1, "kurtosis {kurt} (normal: 3)");
+        let within_1sd = all.iter().filter(|x| x.abs() < 1.0).count() as f64 / n;
+        assert!((within_1sd - 0.6827).abs() < 0.01, "{within_1sd}");
+        // Odd sizes use the last Box–Muller pair's first half only.
+        let odd = random_profiles(3, 1, 5, 1).unwrap();
+        assert!(odd
+            .users
+            .iter()
+            .chain(&odd.items)
+            .all(|x| x.is_finite() && *x != 0.0));
+    }
+
+    #[test]
+    fn random_profiles_replace_the_synthetic_ones_only_when_asked() {
+        let base = DataConfig {
+            kind: "synthetic".into(),
+            ..DataConfig::default()
+        };
+        let ds = load_dataset(&base).unwrap();
+        assert_eq!(
+            ds.profiles.as_ref().unwrap().dim,
+            SyntheticConfig::default().profile_dim
+        );
+        let cfg = DataConfig {
+            profiles: ProfilesConfig {
+                random_dim: 12,
+                random_seed: 3,
+                ..ProfilesConfig::default()
+            },
+            ..base
+        };
+        let ds2 = load_dataset(&cfg).unwrap();
+        assert_eq!(ds2.train, ds.train, "profiles never move the interactions");
+        assert_eq!(
+            ds2.profiles,
+            Some(random_profiles(ds.n_users, ds.n_items, 12, 3).unwrap())
+        );
+        assert!(stats(&ds2).to_string().contains("profiles: dimension 12"));
+
+        // Files dataset with random profiles.
+        let dir = tempfile::tempdir().unwrap();
+        let files = DataConfig {
+            profiles: cfg.profiles.clone(),
+            ..tiny_with_profiles(dir.path())
+        };
+        let ds3 = load_dataset(&files).unwrap();
+        assert_eq!(ds3.profiles, Some(random_profiles(3, 4, 12, 3).unwrap()));
+    }
+
+    #[test]
+    fn real_ml100k_profiles_load() {
+        let dir = ml100k_dir();
+        if !dir.is_dir() {
+            eprintln!("skipped: {} not present", dir.display());
+            return;
+        }
+        let cfg = DataConfig {
+            n_users: 943,
+            n_items: 1574,
+            profiles: ProfilesConfig {
+                users: "user_profiles.npy".into(),
+                items: "item_profiles.npy".into(),
+                ..ProfilesConfig::default()
+            },
+            ..files_cfg(&dir)
+        };
+        let ds = load_dataset(&cfg).unwrap();
+        let p = ds.profiles.as_ref().unwrap();
+        assert_eq!(p.dim, 384);
+        assert_eq!((p.users.len() / p.dim, p.items.len() / p.dim), (943, 1574));
+        // The README: every vector is L2-normalised.
+        for row in p.users.chunks(p.dim).chain(p.items.chunks(p.dim)) {
+            let norm: f32 = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+        }
+        assert!(stats(&ds).to_string().contains("profiles: dimension 384"));
+        // Rows checked against the dataset: the item table is not a user table.
+        let swapped = DataConfig {
+            profiles: ProfilesConfig {
+                users: "item_profiles.npy".into(),
+                items: "user_profiles.npy".into(),
+                ..ProfilesConfig::default()
+            },
+            ..cfg
+        };
+        let msg = load_dataset(&swapped).unwrap_err().to_string();
+        assert!(
+            msg.contains("item_profiles.npy")
+                && msg.contains("1574 rows")
+                && msg.contains("943 users"),
+            "{msg}"
+        );
+    }
+
+    /// `cargo test --release -p promax --lib random_profiles_timing -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn random_profiles_timing() {
+        let t = std::time::Instant::now();
+        let p = random_profiles(11_000, 9_332, 1536, 2025).unwrap();
+        println!(
+            "random profiles 11,000 x 1536 + 9,332 x 1536 on {} threads: {:.3} s",
+            rayon::current_num_threads(),
+            t.elapsed().as_secs_f64()
+        );
+        assert_eq!(p.items.len(), 9_332 * 1536);
     }
 }

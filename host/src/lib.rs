@@ -1,6 +1,8 @@
 //! The promax host: configuration, data, plugin registry, training and evaluation.
 //! The `promax` binary (main.rs) is a thin command line over this library.
 
+pub mod alloc;
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod eval;

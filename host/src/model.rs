@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use promax_kernels::{graph::bipartite_adjacency, CpuKernels, CsrMatrix};
 use promax_plugin_api::abi_stable::std_types::RStr;
 use promax_plugin_api::{
-    AugmenterBox, BackboneBox, EmbMut, GraphSpec, GraphView, PluginEnv, PluginKind,
+    AugmenterBox, BackboneBox, EmbMut, GraphSpec, GraphView, PluginEnv, PluginKind, ProfilesRef,
 };
 use rand_chacha::ChaCha8Rng;
 
@@ -86,6 +86,14 @@ impl Model {
             n_items: ds.n_items,
             data_dir: RStr::from(data_dir.as_str()),
             seed: cfg.train.seed,
+            profiles: match &ds.profiles {
+                Some(p) => ProfilesRef {
+                    dim: p.dim,
+                    users: p.users.as_slice().into(),
+                    items: p.items.as_slice().into(),
+                },
+                None => ProfilesRef::none(),
+            },
         };
         let name = cfg.model.backbone.as_str();
         let entry = registry.get(name, PluginKind::Backbone)?;

@@ -64,7 +64,11 @@ pub struct Registry {
 
 /// The root modules of the plugins compiled into the host.
 fn builtin_modules() -> Vec<PluginModRef> {
-    vec![promax_mf::root_module(), promax_lightgcn::root_module()]
+    vec![
+        promax_mf::root_module(),
+        promax_lightgcn::root_module(),
+        promax_promax::root_module(),
+    ]
 }
 
 /// Library file names a plugin folder may contain on this platform.

@@ -4,13 +4,23 @@
 //! ```text
 //! cargo run --release -p promax-kernels --example kernel_bench
 //! ```
-//! Append `gemm`, `graph` or `topk` to run one section only. Each timing is the best and the median of several runs after one warm-up run. On a shared
+//! Append `gemm`, `graph`, `topk`, `sdr` or `info_nce` to run one section only. Each timing is the best and the median of several runs after one warm-up run. On a shared
 //! machine, trust the best more than the median.
 
 use std::time::{Duration, Instant};
 
-use promax_kernels::{dense::gemm, graph, spmm::spmm, topk::score_topk, CsrMatrix};
-use promax_plugin_api::{GemmSpec, TopkRequest};
+use promax_kernels::{
+    dense::gemm,
+    graph,
+    infonce::info_nce,
+    softmax::{soft_ce_all_items, softmax_stats},
+    spmm::spmm,
+    topk::score_topk,
+    CsrMatrix,
+};
+use promax_plugin_api::{
+    GemmSpec, InfoNceRequest, SoftCeRequest, SoftmaxStatsRequest, TopkRequest,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -156,6 +166,104 @@ fn main() {
     }
     if run("topk") {
         topk(&mut rng, &pairs);
+    }
+    if run("sdr") {
+        sdr(&mut rng);
+    }
+    if run("info_nce") {
+        info_nce_bench(&mut rng);
+    }
+}
+
+/// ProMax's SDR kernel at a batch's worth of unique users (forward + backward): first
+/// `bench::bench_sdr` (the kernel next to a dense matmul of the same B × N × d timed in the
+/// same run, wall time), then the kernel alone with its CPU time per call.
+fn sdr(rng: &mut ChaCha8Rng) {
+    const B: usize = 3000;
+    match promax_kernels::bench::bench_sdr(B, ITEMS, DIM, 5, 7) {
+        Ok(r) => println!(
+            "bench_sdr {B}×{ITEMS}×{DIM}: kernel best {:7.2} ms => {:5.1} GFLOP/s \
+             ({:.2} GFLOP credited); matmul best {:6.2} ms => {:5.1} GFLOP/s; ratio {:.2}",
+            r.kernel_seconds * 1e3,
+            r.kernel_gflops,
+            r.flops / 1e9,
+            r.matmul_seconds * 1e3,
+            r.matmul_gflops,
+            r.kernel_gflops / r.matmul_gflops
+        ),
+        Err(e) => panic!("bench_sdr: {e}"),
+    }
+    let unit = |mut x: Vec<f32>| {
+        for r in x.chunks_exact_mut(DIM) {
+            let n = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+            r.iter_mut().for_each(|v| *v /= n);
+        }
+        x
+    };
+    let users = random(rng, B * DIM);
+    let items = random(rng, ITEMS * DIM);
+    let tu = unit(random(rng, B * DIM));
+    let ti = unit(random(rng, ITEMS * DIM));
+    let (mut lse, mut entropy) = (vec![0f32; B], vec![0f32; B]);
+    let stats = SoftmaxStatsRequest {
+        queries: tu.as_slice().into(),
+        keys: ti.as_slice().into(),
+        dim: DIM,
+        tau: 0.2,
+    };
+    let t = time(5, || {
+        if let Err(e) = softmax_stats(&stats, &mut lse, &mut entropy) {
+            panic!("softmax_stats: {e}");
+        }
+    });
+    println!("softmax_stats {B}×{ITEMS}×{DIM}:              {t}");
+    let weights = vec![1.0 / B as f32; B];
+    let req = SoftCeRequest {
+        users: users.as_slice().into(),
+        items: items.as_slice().into(),
+        dim: DIM,
+        target_users: tu.as_slice().into(),
+        target_items: ti.as_slice().into(),
+        target_dim: DIM,
+        target_lse: lse.as_slice().into(),
+        weights: weights.as_slice().into(),
+        tau: 0.2,
+        target_tau: 0.2,
+    };
+    let (mut du, mut di) = (vec![0f32; B * DIM], vec![0f32; ITEMS * DIM]);
+    let t = time(7, || {
+        if let Err(e) = soft_ce_all_items(&req, &mut du, &mut di) {
+            panic!("soft_ce_all_items: {e}");
+        }
+    });
+    println!("soft_ce_all_items {B}×{ITEMS}×{DIM} (fwd+bwd): {t}");
+}
+
+/// InfoNCE (forward + backward) at S2DR's shapes: users × users and the 4096-pair cross term.
+fn info_nce_bench(rng: &mut ChaCha8Rng) {
+    for n in [3000, 4096] {
+        let a = random(rng, n * DIM);
+        let b = random(rng, n * DIM);
+        let (mut da, mut db) = (vec![0f32; n * DIM], vec![0f32; n * DIM]);
+        let req = InfoNceRequest {
+            a: a.as_slice().into(),
+            b: b.as_slice().into(),
+            dim: DIM,
+            tau: 0.2,
+            eps: 1e-5,
+            weight: 1.0,
+        };
+        let t = time(7, || {
+            if let Err(e) = info_nce(&req, &mut da, &mut db) {
+                panic!("info_nce: {e}");
+            }
+        });
+        // Credited: pass-1 logits, pass-2 logits, two gradient products.
+        let flops = 8.0 * (n * n * DIM) as f64;
+        println!(
+            "info_nce {n}×{n}×{DIM} (fwd+bwd):          {t}  => {:.1} GFLOP/s (best)",
+            flops / t.best.as_secs_f64() / 1e9
+        );
     }
 }
 

@@ -8,7 +8,10 @@ use abi_stable::{
     sabi_types::RRef,
     std_types::{RErr, ROk, RResult, RSlice, RSliceMut, RString},
 };
-use promax_plugin_api::{CsrView, GemmSpec, KernelTable, KernelTable_TO, KernelsRef, TopkRequest};
+use promax_plugin_api::{
+    CsrView, GemmSpec, InfoNceRequest, KernelTable, KernelTable_TO, KernelsRef, SoftCeRequest,
+    SoftmaxStatsRequest, TopkRequest,
+};
 
 use crate::KernelError;
 
@@ -33,6 +36,18 @@ impl CpuKernels {
 fn guarded(kernel: &str, f: impl FnOnce() -> Result<(), KernelError>) -> RResult<(), RString> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => ROk(()),
+        Ok(Err(e)) => RErr(e.to_string().into()),
+        Err(payload) => RErr(format!("{kernel}: panicked: {}", panic_text(&*payload)).into()),
+    }
+}
+
+/// [`guarded`] for kernels that return a value (a loss).
+fn guarded_value<T>(
+    kernel: &str,
+    f: impl FnOnce() -> Result<T, KernelError>,
+) -> RResult<T, RString> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => ROk(v),
         Ok(Err(e)) => RErr(e.to_string().into()),
         Err(payload) => RErr(format!("{kernel}: panicked: {}", panic_text(&*payload)).into()),
     }
@@ -86,6 +101,43 @@ impl KernelTable for CpuKernels {
                 out_items.into_mut_slice(),
                 out_scores.into_mut_slice(),
             )
+        })
+    }
+
+    fn softmax_stats(
+        &self,
+        req: SoftmaxStatsRequest<'_>,
+        lse: RSliceMut<'_, f32>,
+        entropy: RSliceMut<'_, f32>,
+    ) -> RResult<(), RString> {
+        guarded("softmax_stats", || {
+            crate::softmax::softmax_stats(&req, lse.into_mut_slice(), entropy.into_mut_slice())
+        })
+    }
+
+    fn soft_ce_all_items(
+        &self,
+        req: SoftCeRequest<'_>,
+        d_users: RSliceMut<'_, f32>,
+        d_items: RSliceMut<'_, f32>,
+    ) -> RResult<f64, RString> {
+        guarded_value("soft_ce_all_items", || {
+            crate::softmax::soft_ce_all_items(
+                &req,
+                d_users.into_mut_slice(),
+                d_items.into_mut_slice(),
+            )
+        })
+    }
+
+    fn info_nce(
+        &self,
+        req: InfoNceRequest<'_>,
+        d_a: RSliceMut<'_, f32>,
+        d_b: RSliceMut<'_, f32>,
+    ) -> RResult<f64, RString> {
+        guarded_value("info_nce", || {
+            crate::infonce::info_nce(&req, d_a.into_mut_slice(), d_b.into_mut_slice())
         })
     }
 }
@@ -161,6 +213,67 @@ mod tests {
             r.into_result().map_err(RString::into_string),
             Err("spmm: `out` has length 3, expected 2 (a.n_rows × cols = 2 × 1)".to_string())
         );
+    }
+
+    #[test]
+    fn softmax_kernels_work_through_the_abi_object() {
+        use promax_plugin_api::{InfoNceRequest, SoftCeRequest, SoftmaxStatsRequest};
+        let cpu = CpuKernels;
+        let k = cpu.as_ref();
+        // Two keys scored 0 and ln 3 at tau 1: softmax (1/4, 3/4).
+        let (mut lse, mut h) = ([0f32], [0f32]);
+        let query = [3f32.ln()];
+        let req = SoftmaxStatsRequest {
+            queries: query[..].into(),
+            keys: [0f32, 1.0][..].into(),
+            dim: 1,
+            tau: 1.0,
+        };
+        let r = k.softmax_stats(req, (&mut lse[..]).into(), (&mut h[..]).into());
+        assert!(r.is_ok());
+        assert!((lse[0] - 4f32.ln()).abs() < 1e-6, "{lse:?}");
+        let want_h = -(0.25f32 * 0.25f32.ln() + 0.75 * 0.75f32.ln());
+        assert!((h[0] - want_h).abs() < 1e-6, "{h:?}");
+
+        let one = [1f32];
+        let req = SoftCeRequest {
+            users: one[..].into(),
+            items: [1f32, -1.0][..].into(),
+            dim: 1,
+            target_users: one[..].into(),
+            target_items: [1f32, -1.0][..].into(),
+            target_dim: 1,
+            target_lse: [0f32][..].into(),
+            weights: one[..].into(),
+            tau: 1.0,
+            target_tau: 1.0,
+        };
+        let (mut du, mut di) = ([0f32], [0f32; 3]);
+        let r = k.soft_ce_all_items(req, (&mut du[..]).into(), (&mut di[..]).into());
+        assert_eq!(
+            r.into_result().map_err(RString::into_string),
+            Err(
+                "soft_ce_all_items: `d_items` has length 3, expected 2 (N × dim = 2 × 1)"
+                    .to_string()
+            )
+        );
+        let r = k.soft_ce_all_items(req, (&mut du[..]).into(), (&mut di[..2]).into());
+        assert!(r.into_result().is_ok_and(|l| l.is_finite() && l > 0.0));
+
+        let req = InfoNceRequest {
+            a: one[..].into(),
+            b: [1f32, -1.0][..].into(),
+            dim: 1,
+            tau: 1.0,
+            eps: 0.0,
+            weight: 1.0,
+        };
+        let (mut da, mut db) = ([0f32], [0f32; 2]);
+        let r = k.info_nce(req, (&mut da[..]).into(), (&mut db[..]).into());
+        // −ln(e / (e + 1/e)); cosines of ±1 have zero gradient through the normalisation.
+        let want = -(1f64 / (1.0 + (-2f64).exp())).ln();
+        assert!(r.into_result().is_ok_and(|l| (l - want).abs() < 1e-6));
+        assert_eq!((da, db), ([0.0], [0.0, 0.0]));
     }
 
     #[test]

@@ -22,10 +22,15 @@
 //! Cargo unifies features, so any crate in the same build that turns `threading` on turns it
 //! on here too.
 
+pub mod bench;
 pub mod cpu;
 pub mod csr;
 pub mod dense;
+pub mod fastexp;
 pub mod graph;
+pub mod infonce;
+pub mod pca;
+pub mod softmax;
 pub mod spmm;
 pub mod topk;
 
@@ -39,6 +44,11 @@ pub enum KernelError {
     /// expected and actual sizes.
     #[error("{0}")]
     Shape(String),
+    /// A numerical failure on well-shaped input (non-finite values, a rank-deficient table
+    /// asked to be whitened, an eigensolver that did not converge); the message names the
+    /// kernel and the values involved.
+    #[error("{0}")]
+    Numerical(String),
 }
 
 /// `a × b`, or a [`KernelError::Shape`] naming what overflowed.

@@ -217,6 +217,28 @@ pub struct ViewSpec {
     pub interactions: RString,
 }
 
+/// User and item profile embeddings (e.g. embedded LLM-written profiles), loaded and
+/// validated by the host: finite values, `users` is n_users × dim, `items` n_items × dim.
+/// `dim == 0` means the dataset has none.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct ProfilesRef<'a> {
+    pub dim: usize,
+    pub users: RSlice<'a, f32>,
+    pub items: RSlice<'a, f32>,
+}
+
+impl ProfilesRef<'_> {
+    /// No profiles.
+    pub fn none() -> Self {
+        ProfilesRef {
+            dim: 0,
+            users: RSlice::from_slice(&[]),
+            items: RSlice::from_slice(&[]),
+        }
+    }
+}
+
 /// What a plugin learns about the run when it is constructed.
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
@@ -226,6 +248,8 @@ pub struct PluginEnv<'a> {
     /// The dataset folder (empty for the built-in synthetic dataset).
     pub data_dir: RStr<'a>,
     pub seed: u64,
+    /// Borrowed for the constructor call only: copy (or reduce) what you keep.
+    pub profiles: ProfilesRef<'a>,
 }
 
 /// Dense product `C = alpha · op(A) · op(B) + beta · C`, op(A) is m × k, op(B) k × n.
@@ -254,6 +278,63 @@ pub struct TopkRequest<'a> {
     pub k: usize,
 }
 
+/// Per-row statistics of `softmax(keys · query_r / tau)` over ALL keys, streamed (never a
+/// rows × keys matrix): writes `lse[r] = log Σ_c exp(q_r·k_c / tau)` and the entropy
+/// `entropy[r] = −Σ_c p_rc ln p_rc`. Rows are used as given (normalise them first for a
+/// cosine softmax).
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct SoftmaxStatsRequest<'a> {
+    pub queries: RSlice<'a, f32>,
+    pub keys: RSlice<'a, f32>,
+    pub dim: usize,
+    pub tau: f32,
+}
+
+/// Soft-target cross-entropy over ALL items (ProMax's SDR), streamed over item tiles.
+/// For each row b (a user): target `q_b = softmax_i(t_b·t_i / target_tau)` from the
+/// (already unit-norm) target rows, model `p_b = softmax_i(cos(u_b, v_i) / tau)` from the
+/// raw model embeddings (normalised inside), loss `Σ_b weight_b · Σ_i −q_bi · ln p_bi`
+/// (log-softmax, exact). `target_lse[b]` is the target's log-normaliser (constant per
+/// user: compute it once with `softmax_stats`).
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct SoftCeRequest<'a> {
+    /// B × dim model embeddings of the rows (users).
+    pub users: RSlice<'a, f32>,
+    /// N × dim model embeddings of all items.
+    pub items: RSlice<'a, f32>,
+    pub dim: usize,
+    /// B × target_dim unit-norm target rows.
+    pub target_users: RSlice<'a, f32>,
+    /// N × target_dim unit-norm target items.
+    pub target_items: RSlice<'a, f32>,
+    pub target_dim: usize,
+    /// B target log-normalisers.
+    pub target_lse: RSlice<'a, f32>,
+    /// B per-row weights (entropy weight × term weight / B, say).
+    pub weights: RSlice<'a, f32>,
+    pub tau: f32,
+    pub target_tau: f32,
+}
+
+/// InfoNCE with row-aligned positives: rows `a_r`, candidates `b_c` (row r's positive is
+/// `b_r`, every other row of `b` a negative), cosine similarities at temperature `tau`,
+/// `P_r = softmax_c(cos(a_r, b_c)/tau)[r]`: loss `weight · Σ_r −ln(P_r + eps)`.
+/// `eps = 0` is the plain cross-entropy with diagonal labels; the ProMax reference code
+/// guards the log with `eps = 1e-5`. Inputs are raw (normalised inside); `b` has at least
+/// as many rows as `a`.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct InfoNceRequest<'a> {
+    pub a: RSlice<'a, f32>,
+    pub b: RSlice<'a, f32>,
+    pub dim: usize,
+    pub tau: f32,
+    pub eps: f32,
+    pub weight: f32,
+}
+
 /// The compute operations the host lends to plugins. The host picks the backend (CPU with
 /// rayon, or CUDA), so plugin code never chooses a device.
 #[sabi_trait]
@@ -279,13 +360,39 @@ pub trait KernelTable: Send + Sync {
 
     /// Writes rows × k item ids and scores (row-major); slots beyond the number of
     /// rankable items hold `u32::MAX` and `-inf`.
-    #[sabi(last_prefix_field)]
     fn score_topk(
         &self,
         req: TopkRequest<'_>,
         out_items: RSliceMut<'_, u32>,
         out_scores: RSliceMut<'_, f32>,
     ) -> RResult<(), RString>;
+
+    /// See [`SoftmaxStatsRequest`]; `lse` and `entropy` have one entry per query row.
+    fn softmax_stats(
+        &self,
+        req: SoftmaxStatsRequest<'_>,
+        lse: RSliceMut<'_, f32>,
+        entropy: RSliceMut<'_, f32>,
+    ) -> RResult<(), RString>;
+
+    /// See [`SoftCeRequest`]: returns the loss and ACCUMULATES its gradients w.r.t. the raw
+    /// `users` (B × dim) and `items` (N × dim) into `d_users` / `d_items`.
+    fn soft_ce_all_items(
+        &self,
+        req: SoftCeRequest<'_>,
+        d_users: RSliceMut<'_, f32>,
+        d_items: RSliceMut<'_, f32>,
+    ) -> RResult<f64, RString>;
+
+    /// See [`InfoNceRequest`]: returns the loss and ACCUMULATES its gradients w.r.t. the raw
+    /// `a` and `b` into `d_a` / `d_b`.
+    #[sabi(last_prefix_field)]
+    fn info_nce(
+        &self,
+        req: InfoNceRequest<'_>,
+        d_a: RSliceMut<'_, f32>,
+        d_b: RSliceMut<'_, f32>,
+    ) -> RResult<f64, RString>;
 }
 
 /// How plugins receive the kernel table: borrowed for the duration of one call.

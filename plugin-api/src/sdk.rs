@@ -24,20 +24,37 @@ pub type PluginResult<T> = Result<T, String>;
 
 /// What a plugin's constructor learns about the run.
 #[derive(Clone, Debug)]
-pub struct Env {
+pub struct Env<'a> {
     pub n_users: usize,
     pub n_items: usize,
     pub data_dir: String,
     pub seed: u64,
+    /// The dataset's profile embeddings, if it has any (borrowed: copy what you keep).
+    pub profiles: Option<Profiles<'a>>,
 }
 
-impl Env {
-    fn from_abi(e: &PluginEnv<'_>) -> Self {
+/// User and item profile embeddings: `users` is n_users × dim, `items` n_items × dim,
+/// row-major, finite (checked by the host).
+#[derive(Clone, Copy, Debug)]
+pub struct Profiles<'a> {
+    pub dim: usize,
+    pub users: &'a [f32],
+    pub items: &'a [f32],
+}
+
+impl<'a> Env<'a> {
+    fn from_abi(e: &PluginEnv<'a>) -> Self {
+        let p = e.profiles;
         Env {
             n_users: e.n_users,
             n_items: e.n_items,
             data_dir: e.data_dir.as_str().to_owned(),
             seed: e.seed,
+            profiles: (p.dim > 0).then(|| Profiles {
+                dim: p.dim,
+                users: p.users.as_slice(),
+                items: p.items.as_slice(),
+            }),
         }
     }
 }
@@ -249,6 +266,38 @@ impl<'a> Compute<'a> {
     ) -> PluginResult<()> {
         lift(self.k.score_topk(req, out_items.into(), out_scores.into()))
     }
+    /// Per-row log-normaliser and entropy of a softmax over all keys; see
+    /// [`SoftmaxStatsRequest`].
+    pub fn softmax_stats(
+        &self,
+        req: SoftmaxStatsRequest<'_>,
+        lse: &mut [f32],
+        entropy: &mut [f32],
+    ) -> PluginResult<()> {
+        lift(self.k.softmax_stats(req, lse.into(), entropy.into()))
+    }
+    /// Soft-target cross-entropy over all items, gradients accumulated; see
+    /// [`SoftCeRequest`].
+    pub fn soft_ce_all_items(
+        &self,
+        req: SoftCeRequest<'_>,
+        d_users: &mut [f32],
+        d_items: &mut [f32],
+    ) -> PluginResult<f64> {
+        lift(
+            self.k
+                .soft_ce_all_items(req, d_users.into(), d_items.into()),
+        )
+    }
+    /// InfoNCE with row-aligned positives, gradients accumulated; see [`InfoNceRequest`].
+    pub fn info_nce(
+        &self,
+        req: InfoNceRequest<'_>,
+        d_a: &mut [f32],
+        d_b: &mut [f32],
+    ) -> PluginResult<f64> {
+        lift(self.k.info_nce(req, d_a.into(), d_b.into()))
+    }
     /// The underlying ABI object, to pass on to another plugin call.
     pub fn raw(&self) -> KernelsRef<'_> {
         self.k.sabi_reborrow()
@@ -272,7 +321,7 @@ pub trait PluginMeta {
 /// A backbone, written as plain safe Rust.
 pub trait BackboneImpl: PluginMeta + Send + Sized + 'static {
     /// Validates the hyperparameters and builds the model; errors name the key.
-    fn new(h: Self::Hparams, env: &Env) -> PluginResult<Self>;
+    fn new(h: Self::Hparams, env: &Env<'_>) -> PluginResult<Self>;
     fn tables(&self) -> Vec<TableSpec>;
     fn graph_spec(&self) -> GraphSpec {
         GraphSpec::default()
@@ -311,7 +360,7 @@ pub trait BackboneImpl: PluginMeta + Send + Sized + 'static {
 
 /// An augmenter, written as plain safe Rust.
 pub trait AugmenterImpl: PluginMeta + Send + Sized + 'static {
-    fn new(h: Self::Hparams, env: &Env) -> PluginResult<Self>;
+    fn new(h: Self::Hparams, env: &Env<'_>) -> PluginResult<Self>;
     fn tables(&self) -> Vec<TableSpec> {
         Vec::new()
     }

@@ -46,6 +46,30 @@ impl KernelTable for NoKernels {
     ) -> RResult<(), RString> {
         RErr("no kernels in this test".into())
     }
+    fn softmax_stats(
+        &self,
+        _: promax_plugin_api::SoftmaxStatsRequest<'_>,
+        _: RSliceMut<'_, f32>,
+        _: RSliceMut<'_, f32>,
+    ) -> RResult<(), RString> {
+        RErr("no kernels in this test".into())
+    }
+    fn soft_ce_all_items(
+        &self,
+        _: promax_plugin_api::SoftCeRequest<'_>,
+        _: RSliceMut<'_, f32>,
+        _: RSliceMut<'_, f32>,
+    ) -> RResult<f64, RString> {
+        RErr("no kernels in this test".into())
+    }
+    fn info_nce(
+        &self,
+        _: promax_plugin_api::InfoNceRequest<'_>,
+        _: RSliceMut<'_, f32>,
+        _: RSliceMut<'_, f32>,
+    ) -> RResult<f64, RString> {
+        RErr("no kernels in this test".into())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -182,6 +206,7 @@ fn constructor_panics_and_kind_mismatches_are_errors() {
         n_items: 1,
         data_dir: "".into(),
         seed: 0,
+        profiles: promax_plugin_api::ProfilesRef::none(),
     };
     let err = m.new_backbone()(r#"{"dim": 13}"#.into(), &env)
         .err()

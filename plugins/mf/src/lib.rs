@@ -154,6 +154,7 @@ mod tests {
             n_items: 5,
             data_dir: "".into(),
             seed: 1,
+            profiles: promax_plugin_api::ProfilesRef::none(),
         };
         let err = |text: &str| match m.new_backbone()(text.into(), &env).into_result() {
             Ok(_) => panic!("`{text}` was accepted"),

@@ -1,0 +1,91 @@
+//! `promax bench sdr`: throughput of the fused softmax-over-all-items kernel next to a dense
+//! matmul measured in the same run, and the kernel's peak extra memory.
+
+use anyhow::{anyhow, Result};
+use promax_kernels::{bench::bench_sdr, CpuKernels};
+use promax_plugin_api::sdk::Compute;
+use promax_plugin_api::testing::SplitMix;
+use promax_plugin_api::SoftCeRequest;
+use serde::Serialize;
+
+use crate::alloc;
+
+/// What `promax bench sdr --json` prints.
+#[derive(Debug, Serialize)]
+pub struct SdrReport {
+    pub users: usize,
+    pub items: usize,
+    pub dim: usize,
+    pub threads: usize,
+    pub kernel_gflops: f64,
+    pub matmul_gflops: f64,
+    pub kernel_seconds: f64,
+    pub matmul_seconds: f64,
+    /// Peak bytes allocated during one kernel call beyond its inputs and outputs.
+    pub extra_bytes: usize,
+    /// For scale: what a materialised users × items float matrix would take.
+    pub dense_matrix_bytes: usize,
+}
+
+fn random(n: usize, rng: &mut SplitMix) -> Vec<f32> {
+    (0..n).map(|_| rng.symmetric(1.0) as f32).collect()
+}
+
+fn unit_rows(mut x: Vec<f32>, dim: usize) -> Vec<f32> {
+    for r in x.chunks_exact_mut(dim) {
+        let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        r.iter_mut().for_each(|v| *v /= n);
+    }
+    x
+}
+
+/// Measures one kernel call's peak extra memory with the counting allocator.
+fn extra_bytes(b: usize, n: usize, d: usize) -> Result<usize> {
+    let mut rng = SplitMix(7);
+    let (users, items) = (random(b * d, &mut rng), random(n * d, &mut rng));
+    let (tu, ti) = (
+        unit_rows(random(b * d, &mut rng), d),
+        unit_rows(random(n * d, &mut rng), d),
+    );
+    let lse = vec![(n as f32).ln(); b];
+    let weights = vec![1.0 / b as f32; b];
+    let (mut du, mut di) = (vec![0f32; b * d], vec![0f32; n * d]);
+    let kernels = CpuKernels;
+    let k = Compute::new(kernels.as_ref());
+    let base = alloc::reset_peak();
+    k.soft_ce_all_items(
+        SoftCeRequest {
+            users: users.as_slice().into(),
+            items: items.as_slice().into(),
+            dim: d,
+            target_users: tu.as_slice().into(),
+            target_items: ti.as_slice().into(),
+            target_dim: d,
+            target_lse: lse.as_slice().into(),
+            weights: weights.as_slice().into(),
+            tau: 0.2,
+            target_tau: 0.2,
+        },
+        &mut du,
+        &mut di,
+    )
+    .map_err(|e| anyhow!(e))?;
+    Ok(alloc::peak_bytes().saturating_sub(base))
+}
+
+/// Runs the SDR benchmark at B users × N items × d dims.
+pub fn sdr(users: usize, items: usize, dim: usize, reps: usize) -> Result<SdrReport> {
+    let r = bench_sdr(users, items, dim, reps, 2025).map_err(|e| anyhow!("{e}"))?;
+    Ok(SdrReport {
+        users,
+        items,
+        dim,
+        threads: rayon::current_num_threads(),
+        kernel_gflops: r.kernel_gflops,
+        matmul_gflops: r.matmul_gflops,
+        kernel_seconds: r.kernel_seconds,
+        matmul_seconds: r.matmul_seconds,
+        extra_bytes: extra_bytes(users, items, dim)?,
+        dense_matrix_bytes: users * items * 4,
+    })
+}

@@ -1,0 +1,151 @@
+//! Throughput of the fused SDR kernel ([`crate::softmax::soft_ce_all_items`], forward and
+//! backward) next to a dense matmul of comparable shape timed in the same run, so that the
+//! ratio means something on a shared or throttled machine. `promax bench sdr` prints it.
+
+use std::time::{Duration, Instant};
+
+use promax_plugin_api::testing::SplitMix;
+use promax_plugin_api::{GemmSpec, SoftCeRequest, SoftmaxStatsRequest};
+
+use crate::dense::gemm;
+use crate::softmax::{soft_ce_all_items, softmax_stats};
+use crate::KernelError;
+
+/// What [`bench_sdr`] measured (best of the repetitions, after one warm-up call each).
+#[derive(Clone, Copy, Debug)]
+pub struct SdrBench {
+    /// `flops / kernel_seconds / 1e9`.
+    pub kernel_gflops: f64,
+    /// `2·B·N·d / matmul_seconds / 1e9`.
+    pub matmul_gflops: f64,
+    /// One `soft_ce_all_items` call (forward + backward).
+    pub kernel_seconds: f64,
+    /// One `B×d · d×N` product into a preallocated `B × N` buffer ([`crate::dense::gemm`],
+    /// all rayon threads).
+    pub matmul_seconds: f64,
+    /// The flops credited to one kernel call: `2·B·N·(d + target_dim)` for the pass-2 logit
+    /// and target tiles, `2·B·N·d` for the pass-1 logits, and `2·2·B·N·d` for the two
+    /// gradient products (target_dim = d here): `10·B·N·d` in all. The ~3 exponentials per
+    /// pair are not credited. (The inputs use exact target log-normalisers, as training
+    /// does, so the kernel's `S_b ≠ 1` correction pass does not run.)
+    pub flops: f64,
+}
+
+/// Benchmarks SDR at `b` users × `n` items × `d` dims (target_dim = d) on random inputs
+/// (seeded): `reps` timed calls of the kernel and of the matmul, best of each.
+pub fn bench_sdr(
+    b: usize,
+    n: usize,
+    d: usize,
+    reps: usize,
+    seed: u64,
+) -> Result<SdrBench, KernelError> {
+    if b == 0 || n == 0 || d == 0 {
+        return Err(KernelError::Shape(format!(
+            "bench_sdr: users, items and dim must be > 0, got {b}, {n}, {d}"
+        )));
+    }
+    let reps = reps.max(1);
+    let mut rng = SplitMix(seed);
+    let mut random =
+        |len: usize| -> Vec<f32> { (0..len).map(|_| rng.symmetric(1.0) as f32).collect() };
+    let users = random(b * d);
+    let items = random(n * d);
+    let target_users = unit_rows(random(b * d), d);
+    let target_items = unit_rows(random(n * d), d);
+    let weights: Vec<f32> = random(b)
+        .iter()
+        .map(|&x| (0.55 + 0.45 * x) / b.max(1) as f32)
+        .collect();
+    let (tau, target_tau) = (0.2f32, 0.2f32);
+    let mut target_lse = vec![0f32; b];
+    let mut entropy = vec![0f32; b];
+    softmax_stats(
+        &SoftmaxStatsRequest {
+            queries: target_users.as_slice().into(),
+            keys: target_items.as_slice().into(),
+            dim: d,
+            tau: target_tau,
+        },
+        &mut target_lse,
+        &mut entropy,
+    )?;
+    let req = SoftCeRequest {
+        users: users.as_slice().into(),
+        items: items.as_slice().into(),
+        dim: d,
+        target_users: target_users.as_slice().into(),
+        target_items: target_items.as_slice().into(),
+        target_dim: d,
+        target_lse: target_lse.as_slice().into(),
+        weights: weights.as_slice().into(),
+        tau,
+        target_tau,
+    };
+    let (mut d_users, mut d_items) = (vec![0f32; b * d], vec![0f32; n * d]);
+    let kernel = best_of(reps, || {
+        soft_ce_all_items(&req, &mut d_users, &mut d_items).map(|_| ())
+    })?;
+
+    let spec = GemmSpec {
+        m: b,
+        n,
+        k: d,
+        trans_a: false,
+        trans_b: true,
+        alpha: 1.0,
+        beta: 0.0,
+    };
+    let mut c = vec![0f32; b * n];
+    let matmul = best_of(reps, || gemm(spec, &users, &items, &mut c))?;
+
+    let (bf, nf, df) = (b as f64, n as f64, d as f64);
+    let flops = 2.0 * bf * nf * (df + df) + 2.0 * bf * nf * df + 4.0 * bf * nf * df;
+    let (ks, ms) = (kernel.as_secs_f64(), matmul.as_secs_f64());
+    Ok(SdrBench {
+        kernel_gflops: flops / ks / 1e9,
+        matmul_gflops: 2.0 * bf * nf * df / ms / 1e9,
+        kernel_seconds: ks,
+        matmul_seconds: ms,
+        flops,
+    })
+}
+
+/// Best wall time of `reps` calls after one untimed warm-up call (which also page-faults
+/// the buffers and grows the per-thread scratch).
+fn best_of(
+    reps: usize,
+    mut f: impl FnMut() -> Result<(), KernelError>,
+) -> Result<Duration, KernelError> {
+    f()?;
+    let mut best = Duration::MAX;
+    for _ in 0..reps {
+        let start = Instant::now();
+        f()?;
+        best = best.min(start.elapsed());
+    }
+    Ok(best)
+}
+
+fn unit_rows(mut x: Vec<f32>, d: usize) -> Vec<f32> {
+    for r in x.chunks_exact_mut(d) {
+        let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            r.iter_mut().for_each(|v| *v /= norm);
+        }
+    }
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bench_runs_on_a_small_shape() {
+        let r = bench_sdr(37, 101, 8, 1, 3).expect("valid shapes");
+        assert!(r.kernel_seconds > 0.0 && r.matmul_seconds > 0.0);
+        assert_eq!(r.flops, 2.0 * 37.0 * 101.0 * (8.0 * 2.0 + 8.0 + 16.0));
+        assert!(r.kernel_gflops.is_finite() && r.matmul_gflops.is_finite());
+    }
+}
