@@ -1,0 +1,624 @@
+//! SimGCL as run for the published numbers (REFERENCE.md, RLMRec's `simgcl.py`): the clean
+//! view is LightGCN (layer 0 summed, no edge dropout), trained by the host's BPR; the
+//! backbone's own [`aux_loss`](BackboneImpl::aux_loss) is the contrastive term between two
+//! noise-perturbed views of the same propagation.
+
+use std::collections::BTreeMap;
+
+use promax_lightgcn::{LightGcn, LightGcnHparams};
+use promax_plugin_api::prelude::*;
+use promax_plugin_api::InfoNceRequest;
+use serde::{Deserialize, Serialize};
+
+/// SimGCL hyperparameters (defaults: the published Amazon-Book configuration).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimGclHparams {
+    /// Embedding size.
+    pub dim: usize,
+    /// Propagation layers L.
+    pub layers: usize,
+    /// Noise magnitude: each perturbed layer adds `eps · sign(E) ⊙ (a random unit row)`.
+    pub eps: f32,
+    /// Weight of the contrastive loss (which is then divided by the batch size).
+    pub cl_weight: f32,
+    /// InfoNCE temperature τ.
+    pub cl_tau: f32,
+}
+
+impl Default for SimGclHparams {
+    fn default() -> Self {
+        SimGclHparams {
+            dim: 32,
+            layers: 3,
+            eps: 0.9,
+            cl_weight: 0.1,
+            cl_tau: 0.2,
+        }
+    }
+}
+
+/// The SimGCL backbone: LightGCN for the clean view, plus scratch for the perturbed ones.
+pub struct SimGcl {
+    h: SimGclHparams,
+    clean: LightGcn,
+    /// E0, then the current and next layer of a perturbed view.
+    x0: Vec<f32>,
+    cur: Vec<f32>,
+    next: Vec<f32>,
+    /// The two perturbed views' final embeddings, and their gradients.
+    views: [Vec<f32>; 2],
+    d_views: [Vec<f32>; 2],
+}
+
+impl PluginMeta for SimGcl {
+    const NAME: &'static str = "simgcl";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str =
+        "SimGCL: LightGCN plus InfoNCE between two noise-perturbed views";
+    type Hparams = SimGclHparams;
+    const HPARAM_DOCS: &'static [(&'static str, &'static str)] = &[
+        ("dim", "embedding size of every user and item (>= 1)"),
+        ("layers", "number of propagation layers L (>= 1)"),
+        ("eps", "noise size (>= 0) added after every layer"),
+        ("cl_weight", "contrastive weight (>= 0), over batch size"),
+        ("cl_tau", "InfoNCE temperature (> 0)"),
+    ];
+}
+
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's output function: a bijective mix, so distinct counters give independent draws.
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Draw `i` of noise stream `key`, uniform in [0, 1): it depends on (key, i) only.
+fn uniform(key: u64, i: u64) -> f32 {
+    (mix64(key.wrapping_add(i.wrapping_mul(GOLDEN))) >> 40) as f32 / (1u64 << 24) as f32
+}
+
+/// The noise stream of layer `layer` of view `view` in the batch drawn from `seed`.
+fn stream(seed: u64, view: u64, layer: u64) -> u64 {
+    mix64(mix64(seed ^ GOLDEN.wrapping_mul(view + 1)) ^ GOLDEN.wrapping_mul(layer + 1))
+}
+
+/// torch.sign: -1, 0 or 1.
+fn sign(x: f32) -> f32 {
+    f32::from(i8::from(x > 0.0) - i8::from(x < 0.0))
+}
+
+/// Rows `ids` of the row-major `x` (dim columns), stacked.
+fn gather(x: &[f32], ids: &[u32], dim: usize) -> Vec<f32> {
+    let row = |&i: &u32| &x[i as usize * dim..(i as usize + 1) * dim];
+    ids.iter().flat_map(row).copied().collect()
+}
+
+/// `x[ids[r]] += g[r]` for every row r.
+fn scatter_add(x: &mut [f32], ids: &[u32], g: &[f32], dim: usize) {
+    for (&i, g) in ids.iter().zip(g.chunks_exact(dim)) {
+        let row = &mut x[i as usize * dim..(i as usize + 1) * dim];
+        row.iter_mut().zip(g).for_each(|(x, g)| *x += g);
+    }
+}
+
+impl SimGcl {
+    /// Perturbed view `view` into `self.views[view]`: `E(l+1)' = Â·E(l)' + eps · sign(Â·E(l)')
+    /// ⊙ unit(U[0,1)^dim)` row by row, final = `Σ_{l=0..L} E(l)'`. `self.x0` holds E0.
+    fn perturbed(
+        &mut self,
+        k: &Compute<'_>,
+        adj: CsrView<'_>,
+        seed: u64,
+        view: usize,
+    ) -> PluginResult<()> {
+        let d = self.h.dim;
+        let out = &mut self.views[view];
+        out.clone_from(&self.x0);
+        self.cur.clone_from(&self.x0);
+        self.next.resize(self.x0.len(), 0.0);
+        let mut noise = vec![0f32; d];
+        for l in 0..self.h.layers {
+            k.spmm(adj, &self.cur, d, &mut self.next, 0.0)?;
+            let key = stream(seed, view as u64, l as u64);
+            for (row, first) in self.next.chunks_exact_mut(d).zip((0u64..).step_by(d)) {
+                (noise.iter_mut().zip(first..)).for_each(|(u, i)| *u = uniform(key, i));
+                let norm = noise.iter().map(|u| u * u).sum::<f32>().sqrt();
+                let scale = self.h.eps / norm.max(1e-12); // F.normalize's guard
+                (row.iter_mut().zip(&noise)).for_each(|(e, u)| *e += scale * u * sign(*e));
+            }
+            out.iter_mut().zip(&self.next).for_each(|(o, e)| *o += e);
+            std::mem::swap(&mut self.cur, &mut self.next);
+        }
+        Ok(())
+    }
+
+    /// `weight · Σ_r InfoNCE(v1[id_r], v2[id_r]; negatives: all n nodes of v2)` over the
+    /// batch rows `ids` (node `first + id`), duplicates kept as the reference indexes with the
+    /// batch: an id in c rows weighs c. The kernel takes one weight per call: one call per
+    /// multiplicity, its ids first in `b` (their positives), every other id after them.
+    /// Accumulates the gradients into `self.d_views`.
+    fn contrast(
+        &mut self,
+        k: &Compute<'_>,
+        ids: &[u32],
+        (first, n): (usize, usize),
+        weight: f32,
+    ) -> PluginResult<f64> {
+        let (dim, tau) = (self.h.dim, self.h.cl_tau);
+        let nodes = first * dim..(first + n) * dim;
+        let (v1, v2) = (&self.views[0][nodes.clone()], &self.views[1][nodes.clone()]);
+        let [d1, d2] = &mut self.d_views;
+        let (d1, d2) = (&mut d1[nodes.clone()], &mut d2[nodes]);
+        let mut count = vec![0u32; n];
+        for &id in ids {
+            let c = count.get_mut(id as usize);
+            *c.ok_or_else(|| format!("batch id {id} is out of range (0..{n})"))? += 1;
+        }
+        let mut groups: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for (id, &c) in (0u32..).zip(&count).filter(|(_, &c)| c > 0) {
+            groups.entry(c).or_default().push(id);
+        }
+        let mut loss = 0.0;
+        for (c, mut order) in groups {
+            let rows = order.len();
+            order.extend((0..n as u32).filter(|&i| count[i as usize] != c));
+            let (a, b) = (gather(v1, &order[..rows], dim), gather(v2, &order, dim));
+            let (mut da, mut db) = (vec![0f32; a.len()], vec![0f32; b.len()]);
+            let req = InfoNceRequest {
+                a: a.as_slice().into(),
+                b: b.as_slice().into(),
+                dim,
+                tau,
+                eps: 0.0,
+                weight: weight * c as f32,
+            };
+            loss += k.info_nce(req, &mut da, &mut db)?;
+            scatter_add(d1, &order[..rows], &da, dim);
+            scatter_add(d2, &order, &db, dim);
+        }
+        Ok(loss)
+    }
+}
+
+impl BackboneImpl for SimGcl {
+    fn new(h: SimGclHparams, env: &Env) -> PluginResult<Self> {
+        let check = |key: &str, v: f32, ok: bool, rule: &str| match v.is_finite() && ok {
+            true => Ok(()),
+            false => Err(format!("`{key}` = {v} must be a finite number {rule}")),
+        };
+        check("eps", h.eps, h.eps >= 0.0, ">= 0")?;
+        check("cl_weight", h.cl_weight, h.cl_weight >= 0.0, ">= 0")?;
+        check("cl_tau", h.cl_tau, h.cl_tau > 0.0, "> 0")?;
+        // LightGCN checks `dim` and `layers`, with errors naming them.
+        let clean = LightGcnHparams {
+            dim: h.dim,
+            layers: h.layers,
+            include_layer0: true,
+            keep_rate: 1.0,
+        };
+        Ok(SimGcl {
+            clean: LightGcn::new(clean, env)?,
+            h,
+            x0: Vec::new(),
+            cur: Vec::new(),
+            next: Vec::new(),
+            views: Default::default(),
+            d_views: Default::default(),
+        })
+    }
+
+    fn tables(&self) -> Vec<TableSpec> {
+        self.clean.tables()
+    }
+
+    fn graph_spec(&self) -> GraphSpec {
+        self.clean.graph_spec()
+    }
+
+    fn width(&self) -> usize {
+        self.clean.width()
+    }
+
+    fn forward(
+        &mut self,
+        k: &Compute<'_>,
+        params: Params<'_>,
+        graph: &GraphView<'_>,
+        out: EmbBuf<'_>,
+    ) -> PluginResult<()> {
+        self.clean.forward(k, params, graph, out)
+    }
+
+    fn backward(
+        &mut self,
+        k: &Compute<'_>,
+        params: Params<'_>,
+        graph: &GraphView<'_>,
+        d_out: Emb<'_>,
+        grads: Grads<'_>,
+    ) -> PluginResult<()> {
+        self.clean.backward(k, params, graph, d_out, grads)
+    }
+
+    /// `cl_weight / B · (InfoNCE(users) + InfoNCE(positive items))` between two perturbed
+    /// views, negatives: all users / all items (REFERENCE.md). The noise, drawn from the
+    /// batch seed, is a constant (sign has zero gradient almost everywhere), so each view's
+    /// backward is LightGCN's propagation over Âᵀ, straight into `grads`.
+    fn aux_loss(
+        &mut self,
+        k: &Compute<'_>,
+        params: Params<'_>,
+        graph: &GraphView<'_>,
+        batch: &BatchView<'_>,
+        _emb: Emb<'_>,
+        _d_emb: EmbBuf<'_>,
+        grads: Grads<'_>,
+    ) -> PluginResult<Vec<LossTerm>> {
+        let b = batch.users.len();
+        if b == 0 || self.h.cl_weight == 0.0 {
+            return Ok(vec![term("cl", 0.0)]);
+        }
+        self.x0.clear();
+        self.x0.extend_from_slice(params.table(0));
+        self.x0.extend_from_slice(params.table(1));
+        for v in 0..2 {
+            self.perturbed(k, graph.adj, batch.seed, v)?;
+            self.d_views[v].clear();
+            self.d_views[v].resize(self.x0.len(), 0.0);
+        }
+        let (nu, ni, weight) = (graph.n_users, graph.n_items, self.h.cl_weight / b as f32);
+        let users = self.contrast(k, &batch.users, (0, nu), weight)?;
+        let items = self.contrast(k, &batch.pos, (nu, ni), weight)?;
+        // Both views are Σ_l Âˡ·E0 plus constants: one LightGCN backward of d1 + d2.
+        let [d1, d2] = &mut self.d_views;
+        d1.iter_mut().zip(d2.iter()).for_each(|(a, b)| *a += b);
+        let (n_users, n_items, width) = (nu, ni, self.h.dim);
+        let d = Emb {
+            data: d1,
+            n_users,
+            n_items,
+            width,
+        };
+        self.clean.backward(k, params, graph, d, grads)?;
+        Ok(vec![term("cl", users + items)])
+    }
+}
+
+promax_plugin_api::declare_backbone!(SimGcl);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use promax_kernels::{graph::bipartite_adjacency, graph::EdgeDropout, CpuKernels, CsrMatrix};
+    use promax_plugin_api::sdk::{backbone_box, parse_hparams};
+    use promax_plugin_api::testing::{
+        check_backbone_gradients, compute, emb, emb_buf, env, finite_difference_check, graph_view,
+        layout_of, SplitMix,
+    };
+    use promax_plugin_api::{BackboneBox, KernelsRef, PluginEnv, PluginKind, TableLayout};
+
+    const PAIRS: [(u32, u32); 8] = [
+        (0, 0),
+        (0, 1),
+        (0, 4),
+        (1, 1),
+        (1, 2),
+        (2, 3),
+        (3, 4),
+        (3, 0),
+    ];
+    /// A batch with repeated users and items, so that multiplicities > 1 are exercised.
+    const USERS: [u32; 6] = [0, 3, 0, 1, 3, 0];
+    const POS: [u32; 6] = [1, 4, 0, 1, 0, 4];
+    const NEG: [u32; 6] = [2, 2, 3, 0, 1, 3];
+
+    fn simgcl(text: &str, n_users: usize, n_items: usize) -> SimGcl {
+        let h = parse_hparams(text).expect("valid");
+        SimGcl::new(h, &env(n_users, n_items)).expect("builds")
+    }
+
+    fn batch(seed: u64) -> BatchView<'static> {
+        BatchView {
+            users: USERS[..].into(),
+            pos: POS[..].into(),
+            neg: NEG[..].into(),
+            epoch: 1,
+            step: 1,
+            seed,
+        }
+    }
+
+    /// The summed aux loss through the ABI object, gradients accumulated into `grads`.
+    fn aux(
+        b: &mut BackboneBox,
+        k: &KernelsRef<'_>,
+        (params, layout): (&[f32], &[TableLayout]),
+        g: GraphView<'_>,
+        seed: u64,
+        grads: &mut [f32],
+    ) -> f64 {
+        let n = (g.n_users + g.n_items) * b.width();
+        let (e, mut d_e) = (vec![0f32; n], vec![0f32; n]);
+        let terms = b.aux_loss(
+            k.sabi_reborrow(),
+            Params::new(params, layout).to_abi(),
+            g,
+            batch(seed),
+            emb(&e, g.n_users, g.n_items, b.width()).to_abi(),
+            emb_buf(&mut d_e, g.n_users, g.n_items, b.width()).to_abi(),
+            Grads::new(grads, layout).to_abi(),
+        );
+        let terms = terms.into_result().expect("runs");
+        assert!(
+            d_e.iter().all(|&x| x == 0.0),
+            "the clean view takes no CL gradient"
+        );
+        terms.iter().map(|t| t.value).sum()
+    }
+
+    /// Mismatches of `d aux / d params` against central differences, every parameter, the
+    /// noise fixed by the batch seed. Parameters are positive: Â ≥ 0 then keeps every
+    /// propagated entry positive, so no sign (hence no noise) flips under the small steps
+    /// and the loss is smooth in them.
+    fn aux_mismatches(text: &str, adj: &CsrMatrix, adj_t: &CsrMatrix) -> usize {
+        let mut b = backbone_box(simgcl(text, 4, 5));
+        let k = CpuKernels.as_ref();
+        let g = graph_view(4, adj.view(), adj_t.view());
+        let layout = layout_of(&b.tables());
+        let mut rng = SplitMix(9);
+        let n = layout.iter().map(|l| l.rows * l.cols).sum();
+        let mut params: Vec<f32> = (0..n).map(|_| 0.1 + rng.uniform() as f32).collect();
+        // Accumulated (`+=`): start from non-zero values.
+        let start: Vec<f32> = (0..n).map(|_| rng.symmetric(1.0) as f32).collect();
+        let mut grads = start.clone();
+        aux(&mut b, &k, (&params, &layout), g, 77, &mut grads);
+        grads.iter_mut().zip(&start).for_each(|(g, s)| *g -= s);
+        let largest = grads.iter().fold(0f32, |m, g| m.max(g.abs()));
+        assert!(
+            largest > 0.05,
+            "{text}: gradients too small to test: {largest}"
+        );
+        let all: Vec<usize> = (0..n).collect();
+        let mut scratch = vec![0f32; n];
+        let bad = finite_difference_check(&mut params, &grads, &all, 1e-2, 2e-3, 1e-4, |p| {
+            aux(&mut b, &k, (p, &layout), g, 77, &mut scratch)
+        });
+        bad.len()
+    }
+
+    #[test]
+    fn aux_loss_gradients_match_finite_differences() {
+        let adj = bipartite_adjacency(4, 5, &PAIRS, false);
+        let mut dropout = EdgeDropout::new();
+        let (dropped, dropped_t) = dropout.apply(&adj, 0.6, 11);
+        assert_ne!(
+            dropped,
+            &dropped.transpose(),
+            "dropped graph must be asymmetric"
+        );
+        // cl_weight = batch size: the terms weigh 1, gradients are O(1).
+        for text in [
+            "dim = 3\ncl_weight = 6.0",
+            "dim = 4\nlayers = 1\ncl_weight = 6.0\ncl_tau = 0.5",
+        ] {
+            assert_eq!(aux_mismatches(text, &adj, &adj), 0, "{text}");
+            assert_eq!(
+                aux_mismatches(text, dropped, dropped_t),
+                0,
+                "{text}, dropped"
+            );
+            assert!(
+                aux_mismatches(text, dropped, dropped) > 0,
+                "{text}, adj_t = adj"
+            );
+        }
+    }
+
+    #[test]
+    fn clean_view_gradients_match_finite_differences() {
+        let adj = bipartite_adjacency(4, 5, &PAIRS, false);
+        let k = CpuKernels.as_ref();
+        for text in ["dim = 3", "dim = 2\nlayers = 1"] {
+            let mut b = backbone_box(simgcl(text, 4, 5));
+            let g = graph_view(4, adj.view(), adj.view());
+            let bad = check_backbone_gradients(&mut b, &k, g, usize::MAX, 3).expect("runs");
+            assert!(bad.is_empty(), "{text}: {bad:?}");
+        }
+    }
+
+    /// Runs the aux loss on the 4 × 5 graph with random (mixed-sign) parameters; returns
+    /// the model (its perturbed views inside) and the loss.
+    fn run_aux(text: &str, seed: u64) -> (SimGcl, f64) {
+        let adj = bipartite_adjacency(4, 5, &PAIRS, false);
+        let mut m = simgcl(text, 4, 5);
+        let layout = layout_of(&m.tables());
+        let params = promax_plugin_api::testing::random_params(&layout, 4);
+        let k = CpuKernels.as_ref();
+        let mut grads = vec![0f32; params.len()];
+        let n = 9 * m.width();
+        let (e, mut d_e) = (vec![0f32; n], vec![0f32; n]);
+        let terms = m.aux_loss(
+            &compute(&k),
+            Params::new(&params, &layout),
+            &graph_view(4, adj.view(), adj.view()),
+            &batch(seed),
+            emb(&e, 4, 5, m.width()),
+            emb_buf(&mut d_e, 4, 5, m.width()),
+            Grads::new(&mut grads, &layout),
+        );
+        let loss = terms.expect("runs").iter().map(|t| t.value).sum();
+        (m, loss)
+    }
+
+    #[test]
+    fn aux_loss_is_the_reference_formula() {
+        // RLMRec's cal_infonce_loss over the batch rows (duplicates kept), all users / all
+        // items as the candidates, / B · cl_weight, computed naively in f64.
+        let (m, loss) = run_aux("dim = 3", 5);
+        let cos = |a: &[f32], b: &[f32]| {
+            let dot = |x: &[f32], y: &[f32]| -> f64 {
+                x.iter()
+                    .zip(y)
+                    .map(|(&x, &y)| f64::from(x) * f64::from(y))
+                    .sum()
+            };
+            dot(a, b) / (dot(a, a) * dot(b, b)).sqrt()
+        };
+        let (v1, v2) = (&m.views[0], &m.views[1]);
+        let row = |v: &[f32], r: usize| -> Vec<f32> { v[r * 3..(r + 1) * 3].to_vec() };
+        let infonce = |ids: &[u32], offset: usize, n: usize| -> f64 {
+            ids.iter()
+                .map(|&id| {
+                    let a = row(v1, offset + id as usize);
+                    let pos = cos(&a, &row(v2, offset + id as usize)) / 0.2;
+                    let all: f64 = (0..n)
+                        .map(|j| (cos(&a, &row(v2, offset + j)) / 0.2).exp())
+                        .sum();
+                    all.ln() - pos
+                })
+                .sum()
+        };
+        let want = 0.1 / 6.0 * (infonce(&USERS, 0, 4) + infonce(&POS, 4, 5));
+        assert!((loss - want).abs() < 1e-5 * want, "{loss} vs {want}");
+    }
+
+    #[test]
+    fn noise_follows_the_seed() {
+        let (a, la) = run_aux("dim = 3", 5);
+        let (b, lb) = run_aux("dim = 3", 5);
+        let (_, lc) = run_aux("dim = 3", 6);
+        assert_eq!(
+            (a.views.clone(), la),
+            (b.views.clone(), lb),
+            "same seed, same views"
+        );
+        assert_ne!(la, lc, "another seed, other noise");
+        assert_ne!(a.views[0], a.views[1], "the two views draw different noise");
+        // eps = 0: both perturbed views are the clean LightGCN output.
+        let (z, _) = run_aux("dim = 3\neps = 0.0", 5);
+        let adj = bipartite_adjacency(4, 5, &PAIRS, false);
+        let layout = layout_of(&z.tables());
+        let params = promax_plugin_api::testing::random_params(&layout, 4);
+        let (mut clean, mut out) = (simgcl("dim = 3", 4, 5), vec![0f32; 27]);
+        let k = CpuKernels.as_ref();
+        let g = graph_view(4, adj.view(), adj.view());
+        let p = Params::new(&params, &layout);
+        let r = clean.forward(&compute(&k), p, &g, emb_buf(&mut out, 4, 5, 3));
+        r.expect("runs");
+        for v in &z.views {
+            let gap = v
+                .iter()
+                .zip(&out)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                gap < 1e-5,
+                "eps = 0 view differs from the clean one by {gap}"
+            );
+        }
+    }
+
+    #[test]
+    fn perturbed_view_by_hand_on_one_edge() {
+        // One user, one item, one edge: Â = [[0, 1], [1, 0]] swaps the rows.
+        let adj = bipartite_adjacency(1, 1, &[(0, 0)], false);
+        let (u, i) = ([1.0f32, -2.0], [0.5f32, 0.0]);
+        let mut m = simgcl("dim = 2\nlayers = 2\neps = 0.9", 1, 1);
+        m.x0 = [u, i].concat();
+        let k = CpuKernels.as_ref();
+        for view in 0..2 {
+            m.perturbed(&compute(&k), adj.view(), 42, view)
+                .expect("runs");
+            // Layer l adds 0.9 · sign(pre) ⊙ unit noise to the propagated rows `pre`.
+            let layer = |pre: [[f32; 2]; 2], l: u64| -> [[f32; 2]; 2] {
+                let key = stream(42, view as u64, l);
+                let mut next = pre;
+                for (r, row) in next.iter_mut().enumerate() {
+                    let n = [uniform(key, 2 * r as u64), uniform(key, 2 * r as u64 + 1)];
+                    let norm = (n[0] * n[0] + n[1] * n[1]).sqrt();
+                    for c in 0..2 {
+                        let sign = match pre[r][c] {
+                            x if x > 0.0 => 1.0,
+                            x if x < 0.0 => -1.0,
+                            _ => 0.0,
+                        };
+                        row[c] += 0.9 * sign * n[c] / norm;
+                    }
+                }
+                next
+            };
+            let e1 = layer([i, u], 0);
+            assert_eq!(e1[0][1], 0.0, "sign(0) = 0: a zero entry gets no noise");
+            let e2 = layer([e1[1], e1[0]], 1);
+            let want: Vec<f32> = (0..2)
+                .flat_map(|r| (0..2).map(move |c| (r, c)))
+                .map(|(r, c)| [u, i][r][c] + e1[r][c] + e2[r][c])
+                .collect();
+            let got = &m.views[view];
+            let gap = got
+                .iter()
+                .zip(&want)
+                .fold(0f32, |g, (a, b)| g.max((a - b).abs()));
+            assert!(gap < 1e-6, "view {view}: {got:?} vs {want:?}");
+        }
+        assert_ne!(m.views[0], m.views[1]);
+    }
+
+    #[test]
+    fn constructor_errors_name_the_key() {
+        let m = root_module();
+        let env = PluginEnv {
+            n_users: 4,
+            n_items: 5,
+            data_dir: "".into(),
+            seed: 1,
+            profiles: promax_plugin_api::ProfilesRef::none(),
+        };
+        let err = |text: &str| match m.new_backbone()(text.into(), &env).into_result() {
+            Ok(_) => panic!("`{text}` was accepted"),
+            Err(e) => e.into_string(),
+        };
+        for (text, key) in [
+            ("layers = 0", "`layers`"),
+            ("dim = 0", "`dim`"),
+            ("eps = -0.1", "`eps`"),
+            ("eps = inf", "`eps`"),
+            ("cl_weight = -1.0", "`cl_weight`"),
+            ("cl_tau = 0.0", "`cl_tau`"),
+            ("cl_tau = -0.2", "`cl_tau`"),
+            ("cl_tau = \"0.2\"", "`cl_tau`"),
+            ("cl_weigth = 0.1", "did you mean `cl_weight`?"),
+            ("keep_rate = 0.8", "`keep_rate`"),
+        ] {
+            assert!(err(text).contains(key), "{text}: {}", err(text));
+        }
+        let b = m.new_backbone()("layers = 2".into(), &env).unwrap();
+        let spec = b.graph_spec();
+        assert!(spec.uses_graph && !spec.self_loops && spec.keep_rate == 1.0);
+        assert_eq!(b.width(), 32);
+        let shapes: Vec<_> = b.tables().iter().map(|t| (t.rows, t.cols)).collect();
+        assert_eq!(shapes, [(4, 32), (5, 32)]);
+    }
+
+    #[test]
+    fn info_documents_every_hyperparameter() {
+        let info = root_module().info()().unwrap();
+        assert_eq!(info.name.as_str(), "simgcl");
+        assert_eq!(info.kind, PluginKind::Backbone);
+        let mut shown: Vec<(&str, &str)> = (info.hparams.iter())
+            .map(|h| (h.name.as_str(), h.default.as_str()))
+            .collect();
+        shown.sort_unstable();
+        let want = [
+            ("cl_tau", "0.2"),
+            ("cl_weight", "0.1"),
+            ("dim", "32"),
+            ("eps", "0.9"),
+            ("layers", "3"),
+        ];
+        assert_eq!(shown, want);
+        assert!(info.hparams.iter().all(|h| !h.doc.is_empty()));
+    }
+}
