@@ -224,3 +224,18 @@ fn plugins_are_listed_and_shown() {
         assert!(out.contains(h), "{out}");
     }
 }
+
+#[test]
+fn bench_sdr_prints_the_documented_json() {
+    let o = promax(&[
+        "bench", "sdr", "--users", "64", "--items", "300", "--dim", "8", "--reps", "1", "--json",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    for key in ["kernel_gflops", "matmul_gflops", "extra_bytes"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+    }
+    // The counting allocator saw the kernel's scratch, and it is small.
+    assert!(v["extra_bytes"].as_u64().unwrap() < 64 << 20, "{v}");
+}
