@@ -9,8 +9,8 @@ use abi_stable::{
     std_types::{RErr, ROk, RResult, RSlice, RSliceMut, RString},
 };
 use promax_plugin_api::{
-    CsrView, GemmSpec, InfoNceRequest, KernelTable, KernelTable_TO, KernelsRef, SoftCeRequest,
-    SoftmaxStatsRequest, TopkRequest,
+    CsrView, GemmSpec, InfoNceRequest, KernelTable, KernelTable_TO, KernelsRef, PairedNceRequest,
+    SoftCeRequest, SoftmaxStatsRequest, TopkRequest,
 };
 
 use crate::KernelError;
@@ -138,6 +138,17 @@ impl KernelTable for CpuKernels {
     ) -> RResult<f64, RString> {
         guarded_value("info_nce", || {
             crate::infonce::info_nce(&req, d_a.into_mut_slice(), d_b.into_mut_slice())
+        })
+    }
+
+    fn info_nce_pairs(
+        &self,
+        req: PairedNceRequest<'_>,
+        d_a: RSliceMut<'_, f32>,
+        d_b: RSliceMut<'_, f32>,
+    ) -> RResult<f64, RString> {
+        guarded_value("info_nce_pairs", || {
+            crate::infonce::info_nce_pairs(&req, d_a.into_mut_slice(), d_b.into_mut_slice())
         })
     }
 }

@@ -1,90 +1,23 @@
 //! Softmax over ALL items, streamed: per-row statistics ([`softmax_stats`]) and ProMax's
-//! soft-target cross-entropy with its gradient ([`soft_ce_all_items`]). The same two-pass
-//! engine also runs [`crate::infonce::info_nce`].
+//! soft-target cross-entropy with its gradient ([`soft_ce_all_items`]). Both run on the
+//! single-pass row-block engine of [`crate::fused`] (so does [`crate::infonce`]): a rows ×
+//! cols logit matrix (3,000 users × 9,332 items is 112 MB) is never materialised; each block
+//! of complete logit rows lives in cache while its normaliser, `dL/dz` and both gradient
+//! products are computed.
 //!
-//! # Design
-//! A rows × cols logit matrix (3,000 users × 9,332 items is 112 MB; 4,096 rows 153 MB) is
-//! never materialised. Logits are recomputed tile by tile (`TILE_ROWS` × `TILE_COLS`, 256 KB,
-//! so a tile stays in L2 between the product that writes it and the loops that read it) with
-//! single-threaded matrixmultiply products inside rayon tasks:
-//!
-//! - **Pass 1**, parallel over blocks of rows: each row's log-normaliser by an online
-//!   max/sum over the column tiles (running max `m`, `s = Σ e^{z−m}`, and for the entropy
-//!   `Σ e^{z−m}(z−m)`, rescaled when `m` grows).
-//! - **Pass 2**, parallel over fixed groups of columns: recompute the logit (and target)
-//!   tiles, turn them into `dL/dz` in place, and multiply out both gradient products,
-//!   `G_rows += dZ · V̂ / tau` and `G_cols += dZᵀ · Û / tau`; then back through the
-//!   normalisation, `dL/dx = (g − (g·x̂) x̂) / ‖x‖`.
-//!
-//! Flops per (row, column) pair at dim = target_dim = d: `2d` in pass 1, `2d + 2·target_dim`
-//! for the pass-2 tiles, `4d` for the gradient products (10 d in all, the 320 that
-//! [`crate::bench::bench_sdr`] credits at d = 32), and ~3 exponentials.
-//!
-//! ## Why pass 2 is split over columns, and what it costs in memory
-//! The column-side gradient `Σ_b dz_bi û_b` sums over all rows and the row-side one
-//! `Σ_i dz_bi v̂_i` over all columns, so one of the two must be reduced across tasks. Split
-//! by column groups, each task owns its columns' gradient outright (written straight into
-//! `d_items`), and only the row-side gradient needs per-task partials: `groups × B × dim`
-//! floats, reduced in group order, so the result is bit-identical for any thread count (the
-//! groups depend only on the shapes). The group count is capped so that the partials stay
-//! under `PARTIAL_BUDGET_BYTES` = 4 MiB (but at least 2 groups): at B = 3,000, dim 32, 9,332 columns that is 10
-//! groups × 384 KB = 3.8 MB, against 14 MB for per-row-block item partials (12 blocks of
-//! 256 rows × 9,332 × 32 × 4 B): a batch has fewer unique users than the catalogue has
-//! items.
-//!
-//! Other memory per call, `O((B + N)·(dim + target_dim))` (~5 MB at the size above):
-//! normalised copies of both tables, transposed copies of every product operand (see
-//! [`Product`]), norms, log-normalisers. Per thread, two logit tiles (512 KB) and one
-//! group's column gradient, kept thread-local across calls so that a training loop does
-//! not page-fault fresh tiles every batch.
-//!
-//! ## The target mass `S_b`
-//! With `log q_bi = t_bi − target_lse[b]` as given (not renormalised), the loss of row b is
-//! `Σ_i −q_bi (z_bi − LSE_b)`, whose exact gradient is `dL/dz_bi = w_b (S_b p_bi − q_bi)`,
-//! `S_b = Σ_i q_bi`. `S_b` is 1 up to rounding when `target_lse` came from
-//! [`softmax_stats`], and anything when it did not. Pass 2 forms `dz = w (p − q)` and sums
-//! `S_b` on the way (its `q` tiles are computed anyway); afterwards, the rows whose `S_b`
-//! differs from 1 by more than `S_TOLERANCE` get the missing `w (S_b − 1) p` through a
-//! third pass restricted to those rows (logits, exp, both gradient products). Computing
-//! `S_b` up front instead would cost every call one more `B × N × target_dim` product and
-//! exponential (~15%); the correction pass costs nothing when the target is consistent
-//! (the training case) and ~60% of a call when every row needs it.
-//!
-//! ## Exponentials
-//! ~3 per (row, column) pair: [`crate::fastexp::exp`], in loops that vectorise, compiled for
-//! AVX-512F / AVX2 / baseline and picked at run time ([`crate::fastexp::dispatch`]).
+//! Flops per (row, column) pair at dim = target_dim = d: `2d` for the logits, `2·target_dim`
+//! for the target logits, `4d` for the two gradient products (8 d in all), and 2
+//! exponentials ([`crate::fastexp::exp`], vectorised, picked at run time). Memory: see
+//! [`crate::fused`].
 
-use std::cell::RefCell;
 use std::ops::Range;
 
-use ndarray::{linalg::general_mat_mul, s, ArrayView2, ArrayViewMut2};
 use promax_plugin_api::{SoftCeRequest, SoftmaxStatsRequest};
-use rayon::prelude::*;
 
 use crate::fastexp::{dispatch, exp, lane_sum, max, SimdKernel, LANES};
+use crate::fused::{self, Operands, Problem, RowRule, Table};
+use crate::products::{Products, ROW_ALIGN};
 use crate::{check_len, checked_mul, KernelError};
-
-/// Rows of a logit tile. A multiple of matrixmultiply's register tile (16 rows with
-/// AVX-512); also the inner dimension of the column-side gradient product.
-const TILE_ROWS: usize = 256;
-/// Columns of a logit tile; also the inner dimension of the row-side gradient product.
-const TILE_COLS: usize = 256;
-/// Pass 1 splits rows into at most this many blocks (more blocks than threads lets rayon
-/// even out the load), of at least `MIN_BLOCK_ROWS` rows.
-const MAX_ROW_BLOCKS: usize = 16;
-const MIN_BLOCK_ROWS: usize = 16;
-/// Pass 2 splits columns into at most `MAX_GROUPS` groups of at least `MIN_GROUP_COLS`.
-const MAX_GROUPS: usize = 16;
-const MIN_GROUP_COLS: usize = 256;
-/// Cap on the row-side gradient partials of pass 2 (`groups × rows × dim × 4` bytes).
-const PARTIAL_BUDGET_BYTES: usize = 4 << 20;
-/// `soft_ce_all_items` runs its `w (S − 1) p` gradient correction for the rows whose target
-/// mass `S = Σ_i q_i` differs from 1 by more than this. `S` itself is only known to ~3e-7
-/// (the fast exp's error plus f32 partial sums), and with `target_lse` from
-/// [`softmax_stats`] (rounded to f32) `|S − 1|` measured at most 4.9e-7 at 3,000 × 9,332
-/// (target_tau 0.2); one f32 ulp of a log-normaliser between 8 and 16 is 9.5e-7. Skipping
-/// the correction below the tolerance changes `dz` by less than `4e-6 · w · p`.
-const S_TOLERANCE: f64 = 4e-6;
 
 // ---------------------------------------------------------------------------------------
 // Public kernels
@@ -124,21 +57,22 @@ pub fn softmax_stats(
         entropy.fill(0.0);
         return Ok(());
     }
-    let keys_t = transpose(keys, n_keys, dim);
-    let queries_t = transpose(queries, rows, dim);
-    let logits = Product {
-        at: &queries_t,
-        bt: &keys_t,
-        k: dim,
-        n_cols: n_keys,
-        alpha: 1.0 / req.tau,
+    let (q, k) = (
+        Table::plain(queries, dim, ROW_ALIGN),
+        Table::plain(keys, dim, ROW_ALIGN),
+    );
+    let problem = Problem {
+        logits: Operands {
+            rows: &q,
+            cols: &k,
+            alpha: 1.0 / req.tau,
+        },
+        target: None,
     };
-    let stats = pass1(&logits, true)?;
-    for ((st, l), h) in stats.iter().zip(lse.iter_mut()).zip(entropy.iter_mut()) {
-        // H = −Σ p ln p = ln s − Σ e^{z−m}(z−m) / s, both relative to the final max, which
-        // keeps a peaked row's entropy accurate (no lse − E[z] cancellation).
-        *l = (f64::from(st.m) + st.s.ln()) as f32;
-        *h = (st.s.ln() - st.sd / st.s).max(0.0) as f32;
+    let (_, stats) = fused::run(&problem, &StatsRule, None, Products::detect())?;
+    for ((&(l, h), lo), ho) in stats.iter().zip(lse.iter_mut()).zip(entropy.iter_mut()) {
+        *lo = l;
+        *ho = h;
     }
     Ok(())
 }
@@ -155,10 +89,8 @@ pub fn softmax_stats(
 ///   (the two differ only where `p < ~1e-6`, i.e. on items the target should not weigh).
 /// - `ln q_bi = t_bi − target_lse[b]`, `t_bi = tu_b·ti_i / target_tau`, target rows used as
 ///   given (they should be unit norm); `q` is not renormalised.
-/// - `dL/dz_bi = w_b (S_b p_bi − q_bi)`, `S_b = Σ_i q_bi` as computed, so the gradient is
-///   that of the returned loss. (`S_b` is 1 up to rounding when `target_lse` is the exact
-///   normaliser; where `|S_b − 1| ≤ 4e-6`, a few f32 ulps of a log-normaliser of ~10, the
-///   `S_b − 1` part is skipped: see the module documentation.)
+/// - `dL/dz_bi = w_b (S_b p_bi − q_bi)`, `S_b = Σ_i q_bi` as computed (1 up to rounding when
+///   `target_lse` is the exact normaliser), so the gradient is that of the returned loss.
 ///
 /// B = 0 or N = 0: returns 0 and writes nothing. The result does not depend on the number
 /// of threads.
@@ -166,6 +98,15 @@ pub fn soft_ce_all_items(
     req: &SoftCeRequest<'_>,
     d_users: &mut [f32],
     d_items: &mut [f32],
+) -> Result<f64, KernelError> {
+    soft_ce_with(req, d_users, d_items, Products::detect())
+}
+
+pub(crate) fn soft_ce_with(
+    req: &SoftCeRequest<'_>,
+    d_users: &mut [f32],
+    d_items: &mut [f32],
+    products: Products,
 ) -> Result<f64, KernelError> {
     const K: &str = "soft_ce_all_items";
     let (users, items, dim, tdim) = (
@@ -230,618 +171,232 @@ pub fn soft_ce_all_items(
         return Ok(0.0);
     }
 
-    let (u_hat, u_norm) = normalise(users, dim);
-    let (v_hat, v_norm) = normalise(items, dim);
-    let v_hat_t = transpose(&v_hat, n, dim);
-    let ti_t = transpose(target_items, n, tdim);
-    let (u_hat_t, tu_t) = (transpose(&u_hat, b, dim), transpose(target_users, b, tdim));
-    let logits = Product {
-        at: &u_hat_t,
-        bt: &v_hat_t,
-        k: dim,
-        n_cols: n,
-        alpha: 1.0 / req.tau,
+    let (u, v) = (
+        Table::normalised(users, dim, ROW_ALIGN),
+        Table::normalised(items, dim, ROW_ALIGN),
+    );
+    let (tu, ti) = (
+        Table::plain(target_users, tdim, ROW_ALIGN),
+        Table::plain(target_items, tdim, ROW_ALIGN),
+    );
+    let problem = Problem {
+        logits: Operands {
+            rows: &u,
+            cols: &v,
+            alpha: 1.0 / req.tau,
+        },
+        target: Some(Operands {
+            rows: &tu,
+            cols: &ti,
+            alpha: 1.0 / req.target_tau,
+        }),
     };
-    let target = Product {
-        at: &tu_t,
-        bt: &ti_t,
-        k: tdim,
-        n_cols: n,
-        alpha: 1.0 / req.target_tau,
-    };
-    let lse: Vec<f32> = pass1(&logits, false)?
-        .iter()
-        .map(|st| (f64::from(st.m) + st.s.ln()) as f32)
-        .collect();
     let rule = SoftCeRule {
-        lse: &lse,
         target_lse,
         w: weights,
     };
-    let cols = Side {
-        hat: &v_hat,
-        norm: &v_norm,
-    };
-    let (loss, q_sums) = pass2(
-        &Pass2 {
-            logits: &logits,
-            target: Some(&target),
-            rows: Side {
-                hat: &u_hat,
-                norm: &u_norm,
-            },
-            cols,
-            grad_scale: 1.0 / req.tau,
-        },
-        &rule,
-        d_users,
-        d_items,
-    )?;
-
-    // Pass 2 used dz = w (p − q); the exact gradient is w (S p − q). Add w (S − 1) p for the
-    // rows where S is not 1 to within the precision it is computed at.
-    let fix: Vec<usize> = (0..b)
-        .filter(|&r| weights[r] != 0.0 && (q_sums[r] - 1.0).abs() > S_TOLERANCE)
-        .collect();
-    if fix.is_empty() {
-        return Ok(loss);
-    }
-    let gather = |x: &[f32], width: usize| -> Vec<f32> {
-        fix.iter()
-            .flat_map(|&r| x[r * width..(r + 1) * width].iter().copied())
-            .collect()
-    };
-    let (sub_hat, sub_norm, sub_lse) = (gather(&u_hat, dim), gather(&u_norm, 1), gather(&lse, 1));
-    let coef: Vec<f32> = fix
-        .iter()
-        .map(|&r| (f64::from(weights[r]) * (q_sums[r] - 1.0)) as f32)
-        .collect();
-    let sub_hat_t = transpose(&sub_hat, fix.len(), dim);
-    let sub_logits = Product {
-        at: &sub_hat_t,
-        ..logits
-    };
-    let mut d_sub = vec![0f32; fix.len() * dim];
-    pass2(
-        &Pass2 {
-            logits: &sub_logits,
-            target: None,
-            rows: Side {
-                hat: &sub_hat,
-                norm: &sub_norm,
-            },
-            cols,
-            grad_scale: 1.0 / req.tau,
-        },
-        &ScaledSoftmaxRule {
-            lse: &sub_lse,
-            coef: &coef,
-        },
-        &mut d_sub,
-        d_items,
-    )?;
-    for (&r, d) in fix.iter().zip(d_sub.chunks_exact(dim)) {
-        d_users[r * dim..(r + 1) * dim]
-            .iter_mut()
-            .zip(d)
-            .for_each(|(o, v)| *o += v);
-    }
+    let (loss, _) = fused::run(&problem, &rule, Some((d_users, d_items)), products)?;
     Ok(loss)
 }
 
 // ---------------------------------------------------------------------------------------
-// Shared engine (also used by infonce.rs)
+// Row rules
 // ---------------------------------------------------------------------------------------
 
-/// `alpha · a · b^T` for tiles of rows of `a` and of `b`, both given transposed (`at`:
-/// k × rows, `bt`: k × n_cols, row-major): matrixmultiply packs its operands into panels
-/// that run along the rows of `a` and of `b`, a contiguous copy from the transposed layout
-/// but an element-by-element gather from the row-major one (that gather took ~5% of the
-/// SDR call).
-pub(crate) struct Product<'a> {
-    pub at: &'a [f32],
-    pub bt: &'a [f32],
-    pub k: usize,
-    pub n_cols: usize,
-    pub alpha: f32,
-}
+/// Adds `LANES` f32 partial sums into f64 every this many elements, so that a long row's
+/// sums keep f64-like accuracy while the inner loop stays f32 and vectorised.
+pub(crate) const FLUSH: usize = 64 * LANES;
 
-impl Product<'_> {
-    fn n_rows(&self) -> usize {
-        self.at.len() / self.k
-    }
-
-    /// Overwrites `out` (rows.len() × cols.len(), row-major) with the logit tile.
-    fn tile(
-        &self,
-        rows: Range<usize>,
-        cols: Range<usize>,
-        out: &mut [f32],
-    ) -> Result<(), KernelError> {
-        let k = self.k;
-        let at = ArrayView2::from_shape((k, self.n_rows()), self.at).map_err(internal)?;
-        let a = at.slice(s![.., rows.clone()]).reversed_axes();
-        let bt = ArrayView2::from_shape((k, self.n_cols), self.bt).map_err(internal)?;
-        let bt = bt.slice(s![.., cols.clone()]);
-        let mut c = ArrayViewMut2::from_shape((rows.len(), cols.len()), out).map_err(internal)?;
-        general_mat_mul(self.alpha, &a, &bt, 0.0, &mut c);
-        Ok(())
-    }
-}
-
-fn internal(e: ndarray::ShapeError) -> KernelError {
-    KernelError::Shape(format!("softmax tiles: internal shape error: {e}"))
-}
-
-/// One row's running statistics in pass 1.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct RowStats {
-    /// Running max of the logits.
-    pub m: f32,
-    /// `Σ e^{z−m}`.
-    pub s: f64,
-    /// `Σ e^{z−m} (z − m)` (only with `entropy`).
-    pub sd: f64,
-}
-
-impl Default for RowStats {
-    fn default() -> Self {
-        RowStats {
-            m: f32::NEG_INFINITY,
-            s: 0.0,
-            sd: 0.0,
+/// `z_c ← e^{z_c − shift}` in place; returns `Σ_c z_c` (after).
+#[inline(always)]
+pub(crate) fn exp_in_place(z: &mut [f32], shift: f32) -> f64 {
+    let mut total = 0f64;
+    for chunk in z.chunks_mut(FLUSH) {
+        let mut acc = [0f32; LANES];
+        let mut it = chunk.chunks_exact_mut(LANES);
+        for c in &mut it {
+            for l in 0..LANES {
+                c[l] = exp(c[l] - shift);
+                acc[l] += c[l];
+            }
         }
+        for (l, v) in it.into_remainder().iter_mut().enumerate() {
+            *v = exp(*v - shift);
+            acc[l] += *v;
+        }
+        total += f64::from(lane_sum(acc));
+    }
+    total
+}
+
+/// [`softmax_stats`]: per row `(LSE, entropy)`.
+struct StatsRule;
+
+impl RowRule for StatsRule {
+    type Out = (f32, f32);
+
+    fn rows(
+        &self,
+        _rows: Range<usize>,
+        z: &mut [f32],
+        _t: Option<&mut [f32]>,
+        stride: usize,
+        m: usize,
+        out: &mut [(f32, f32)],
+    ) -> f64 {
+        dispatch(StatsRows { z, stride, m, out });
+        0.0
     }
 }
 
-/// Per-thread tile buffers, kept across calls.
-#[derive(Default)]
-struct Scratch {
-    z: Vec<f32>,
-    t: Vec<f32>,
-    g: Vec<f32>,
-}
-
-thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
-}
-
-fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut s) => f(&mut s),
-        // Only a nested call on the same thread finds it borrowed: it gets its own.
-        Err(_) => f(&mut Scratch::default()),
-    })
-}
-
-/// `buf[..len]`, growing `buf` if needed (its contents are overwritten by the caller).
-fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    if buf.len() < len {
-        buf.resize(len, 0.0);
-    }
-    &mut buf[..len]
-}
-
-/// Rows per pass-1 task: enough blocks to balance the threads, a multiple of 16, at most a
-/// tile. Depends only on the shape.
-fn block_rows(rows: usize) -> usize {
-    rows.div_ceil(MAX_ROW_BLOCKS)
-        .next_multiple_of(16)
-        .clamp(MIN_BLOCK_ROWS, TILE_ROWS)
-}
-
-/// Pass 1: per-row online statistics of the logits.
-pub(crate) fn pass1(logits: &Product<'_>, entropy: bool) -> Result<Vec<RowStats>, KernelError> {
-    let rows = logits.n_rows();
-    let n_cols = logits.n_cols;
-    let mut stats = vec![RowStats::default(); rows];
-    let block = block_rows(rows);
-    stats
-        .par_chunks_mut(block)
-        .enumerate()
-        .try_for_each(|(blk, st)| {
-            let r0 = blk * block;
-            let r = r0..r0 + st.len();
-            with_scratch(|sc| -> Result<(), KernelError> {
-                for c0 in (0..n_cols).step_by(TILE_COLS) {
-                    let c = c0..(c0 + TILE_COLS).min(n_cols);
-                    let len = r.len() * c.len();
-                    let z = sized(&mut sc.z, len);
-                    logits.tile(r.clone(), c.clone(), z)?;
-                    dispatch(Pass1Tile {
-                        z,
-                        width: c.len(),
-                        stats: st,
-                        entropy,
-                    });
-                }
-                Ok(())
-            })
-        })?;
-    Ok(stats)
-}
-
-struct Pass1Tile<'a> {
+struct StatsRows<'a> {
     z: &'a [f32],
-    width: usize,
-    stats: &'a mut [RowStats],
-    entropy: bool,
+    stride: usize,
+    m: usize,
+    out: &'a mut [(f32, f32)],
 }
 
-impl SimdKernel for Pass1Tile<'_> {
+impl SimdKernel for StatsRows<'_> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
-        let w = self.width;
-        for (r, st) in self.stats.iter_mut().enumerate() {
-            let row = &self.z[r * w..(r + 1) * w];
-            let mt = max(row);
-            if mt > st.m {
-                if st.s > 0.0 {
-                    // Rescale the sums to the new max: e^{z−m'} = e^{z−m} e^{m−m'}, and
-                    // (z − m') = (z − m) + (m − m').
-                    let delta = f64::from(st.m) - f64::from(mt);
-                    let scale = delta.exp();
-                    st.sd = scale * (st.sd + delta * st.s);
-                    st.s *= scale;
-                }
-                st.m = mt;
-            }
-            let m = st.m;
-            if self.entropy {
-                let (mut se, mut sd) = ([0f32; LANES], [0f32; LANES]);
-                let mut chunks = row.chunks_exact(LANES);
-                for ch in &mut chunks {
+        for (row, o) in self.z.chunks_exact(self.stride).zip(self.out.iter_mut()) {
+            let row = &row[..self.m];
+            let mx = max(row);
+            let (mut s, mut sd) = (0f64, 0f64);
+            for chunk in row.chunks(FLUSH) {
+                let (mut se, mut sx) = ([0f32; LANES], [0f32; LANES]);
+                let mut it = chunk.chunks_exact(LANES);
+                for c in &mut it {
                     for l in 0..LANES {
-                        let x = ch[l] - m;
+                        let x = c[l] - mx;
                         let e = exp(x);
                         se[l] += e;
-                        sd[l] += e * x;
+                        sx[l] += e * x;
                     }
                 }
-                for (l, &v) in chunks.remainder().iter().enumerate() {
-                    let x = v - m;
+                for (l, &v) in it.remainder().iter().enumerate() {
+                    let x = v - mx;
                     let e = exp(x);
                     se[l] += e;
-                    sd[l] += e * x;
+                    sx[l] += e * x;
                 }
-                st.s += f64::from(lane_sum(se));
-                st.sd += f64::from(lane_sum(sd));
-            } else {
-                st.s += f64::from(sum_exp(row, m));
+                s += f64::from(lane_sum(se));
+                sd += f64::from(lane_sum(sx));
             }
+            // H = −Σ p ln p = ln s − Σ e^{z−m}(z−m) / s, both relative to the max, which
+            // keeps a peaked row's entropy accurate (no lse − E[z] cancellation).
+            *o = (
+                (f64::from(mx) + s.ln()) as f32,
+                (s.ln() - sd / s).max(0.0) as f32,
+            );
         }
     }
 }
 
-/// `Σ e^{x − shift}` in `LANES` partial sums.
-#[inline(always)]
-fn sum_exp(x: &[f32], shift: f32) -> f32 {
-    let mut acc = [0f32; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for ch in &mut chunks {
-        for l in 0..LANES {
-            acc[l] += exp(ch[l] - shift);
-        }
-    }
-    for (l, &v) in chunks.remainder().iter().enumerate() {
-        acc[l] += exp(v - shift);
-    }
-    lane_sum(acc)
-}
-
-/// What pass 2 does with a logit tile: turn it into `dL/dz` in place (rows `rows` of the
-/// whole problem, `width` columns per row) and return the tile's loss contribution. It may
-/// also add a per-row quantity into `row_sums` (one per row of the tile; summed over all
-/// columns by [`pass2`]).
-pub(crate) trait Rule: Sync {
-    fn tile(
-        &self,
-        rows: Range<usize>,
-        z: &mut [f32],
-        t: Option<&[f32]>,
-        width: usize,
-        row_sums: &mut [f64],
-    ) -> f64;
-    /// Adds gradient terms not of the form `dz · other side` to the column-side gradient of
-    /// columns `cols` (`g`: cols.len() × dim, in the units of the products, i.e. already
-    /// divided by tau).
-    fn add_col_terms(&self, _cols: Range<usize>, _g: &mut [f32]) {}
-    /// Same for the row-side gradient (all rows).
-    fn add_row_terms(&self, _g: &mut [f32]) {}
-}
-
-/// A normalised table and its row norms.
-#[derive(Clone, Copy)]
-pub(crate) struct Side<'a> {
-    pub hat: &'a [f32],
-    pub norm: &'a [f32],
-}
-
-pub(crate) struct Pass2<'a> {
-    pub logits: &'a Product<'a>,
-    pub target: Option<&'a Product<'a>>,
-    /// The normalised rows (`logits.a` without the temperature) and norms.
-    pub rows: Side<'a>,
-    /// The normalised columns (rows of the column table) and norms.
-    pub cols: Side<'a>,
-    /// `dz/d(û·v̂)`, i.e. `1 / tau`.
-    pub grad_scale: f32,
-}
-
-/// Column groups of pass 2: `(group width, count)`. Depends only on the shapes.
-fn column_groups(rows: usize, n_cols: usize, dim: usize) -> (usize, usize) {
-    let per_group = rows.saturating_mul(dim).saturating_mul(4).max(1);
-    let by_budget = (PARTIAL_BUDGET_BYTES / per_group).max(2);
-    let groups = n_cols
-        .div_ceil(MIN_GROUP_COLS)
-        .clamp(1, MAX_GROUPS)
-        .min(by_budget);
-    let width = n_cols.div_ceil(groups).next_multiple_of(16);
-    (width, n_cols.div_ceil(width))
-}
-
-/// Pass 2: recomputes the tiles, forms `dz` with `rule`, and ACCUMULATES the gradients
-/// (through the normalisation) into `d_rows` / `d_cols`. Returns the loss and the rule's
-/// per-row sums.
-pub(crate) fn pass2(
-    p: &Pass2<'_>,
-    rule: &impl Rule,
-    d_rows: &mut [f32],
-    d_cols: &mut [f32],
-) -> Result<(f64, Vec<f64>), KernelError> {
-    let dim = p.logits.k;
-    let (n_rows, n_cols) = (p.logits.n_rows(), p.logits.n_cols);
-    let (gw, groups) = column_groups(n_rows, n_cols, dim);
-    let part_len = n_rows * dim;
-    let mut partials = vec![0f32; groups * part_len];
-    let mut row_sums = vec![0f64; groups * n_rows];
-    let losses: Vec<f64> = partials
-        .par_chunks_mut(part_len)
-        .zip(row_sums.par_chunks_mut(n_rows))
-        .zip(d_cols.par_chunks_mut(gw * dim))
-        .enumerate()
-        .map(|(g, ((gu, sums), d_cols))| {
-            let c_group = g * gw..(g * gw + gw).min(n_cols);
-            with_scratch(|sc| group_task(p, rule, c_group, gu, sums, d_cols, sc))
-        })
-        .collect::<Result<_, _>>()?;
-
-    // Row side: add the group partials in group order (independent of the thread count).
-    let (first, rest) = partials.split_at_mut(part_len);
-    for part in rest.chunks_exact(part_len) {
-        first.iter_mut().zip(part).for_each(|(a, b)| *a += b);
-    }
-    rule.add_row_terms(first);
-    project_add(first, p.rows, dim, d_rows);
-    let (sums, rest) = row_sums.split_at_mut(n_rows);
-    for part in rest.chunks_exact(n_rows) {
-        sums.iter_mut().zip(part).for_each(|(a, b)| *a += b);
-    }
-    row_sums.truncate(n_rows);
-    Ok((losses.iter().sum(), row_sums))
-}
-
-/// One column group of pass 2: all rows × the group's columns.
-fn group_task(
-    p: &Pass2<'_>,
-    rule: &impl Rule,
-    c_group: Range<usize>,
-    gu: &mut [f32],
-    row_sums: &mut [f64],
-    d_cols: &mut [f32],
-    sc: &mut Scratch,
-) -> Result<f64, KernelError> {
-    let dim = p.logits.k;
-    let n_rows = p.logits.n_rows();
-    let Scratch { z, t, g } = sc;
-    let gv = sized(g, c_group.len() * dim);
-    gv.fill(0.0);
-    let mut loss = 0f64;
-    for r0 in (0..n_rows).step_by(TILE_ROWS) {
-        let r = r0..(r0 + TILE_ROWS).min(n_rows);
-        for c0 in c_group.clone().step_by(TILE_COLS) {
-            let c = c0..(c0 + TILE_COLS).min(c_group.end);
-            let len = r.len() * c.len();
-            let zt = sized(z, len);
-            p.logits.tile(r.clone(), c.clone(), zt)?;
-            let tt = match p.target {
-                Some(tp) => {
-                    let tt = sized(t, len);
-                    tp.tile(r.clone(), c.clone(), tt)?;
-                    Some(&*tt)
-                }
-                None => None,
-            };
-            loss += rule.tile(r.clone(), zt, tt, c.len(), &mut row_sums[r.clone()]);
-
-            let dz = ArrayView2::from_shape((r.len(), c.len()), &*zt).map_err(internal)?;
-            // Row side: gu[r] += dz · v̂[c] / tau.
-            let v = ArrayView2::from_shape((c.len(), dim), &p.cols.hat[c.start * dim..c.end * dim])
-                .map_err(internal)?;
-            let mut gu_r =
-                ArrayViewMut2::from_shape((r.len(), dim), &mut gu[r.start * dim..r.end * dim])
-                    .map_err(internal)?;
-            general_mat_mul(p.grad_scale, &dz, &v, 1.0, &mut gu_r);
-            // Column side: gv[c] += dzᵀ · û[r] / tau.
-            let u = ArrayView2::from_shape((r.len(), dim), &p.rows.hat[r.start * dim..r.end * dim])
-                .map_err(internal)?;
-            let off = c.start - c_group.start;
-            let mut gv_c = ArrayViewMut2::from_shape(
-                (c.len(), dim),
-                &mut gv[off * dim..(off + c.len()) * dim],
-            )
-            .map_err(internal)?;
-            general_mat_mul(p.grad_scale, &dz.t(), &u, 1.0, &mut gv_c);
-        }
-    }
-    rule.add_col_terms(c_group.clone(), gv);
-    let cols = Side {
-        hat: &p.cols.hat[c_group.start * dim..c_group.end * dim],
-        norm: &p.cols.norm[c_group.clone()],
-    };
-    project_add(gv, cols, dim, d_cols);
-    Ok(loss)
-}
-
-/// `out_r += (g_r − (g_r·x̂_r) x̂_r) / ‖x_r‖`: the gradient w.r.t. a raw row `x` given the
-/// gradient `g` w.r.t. its normalisation `x̂ = x / ‖x‖`. Zero rows get nothing.
-pub(crate) fn project_add(g: &[f32], x: Side<'_>, dim: usize, out: &mut [f32]) {
-    for (((g, xh), &norm), o) in g
-        .chunks_exact(dim)
-        .zip(x.hat.chunks_exact(dim))
-        .zip(x.norm)
-        .zip(out.chunks_exact_mut(dim))
-    {
-        if norm > 0.0 && norm.is_finite() {
-            let dot: f64 = g
-                .iter()
-                .zip(xh)
-                .map(|(&a, &b)| f64::from(a) * f64::from(b))
-                .sum();
-            let inv = 1.0 / f64::from(norm);
-            for ((o, &gi), &xi) in o.iter_mut().zip(g).zip(xh) {
-                *o += ((f64::from(gi) - dot * f64::from(xi)) * inv) as f32;
-            }
-        }
-    }
-}
-
-/// Pass 2 of [`soft_ce_all_items`]: `dz = w (p − q)`, loss `w Σ q (LSE − z)`, row sums
-/// `S = Σ q`.
+/// [`soft_ce_all_items`]: `dz = w (S p − q)`, loss `w Σ q (LSE − z)`.
 struct SoftCeRule<'a> {
-    lse: &'a [f32],
     target_lse: &'a [f32],
     w: &'a [f32],
 }
 
-impl Rule for SoftCeRule<'_> {
-    fn tile(
+impl RowRule for SoftCeRule<'_> {
+    type Out = ();
+
+    fn rows(
         &self,
         rows: Range<usize>,
         z: &mut [f32],
-        t: Option<&[f32]>,
-        width: usize,
-        row_sums: &mut [f64],
+        t: Option<&mut [f32]>,
+        stride: usize,
+        m: usize,
+        _out: &mut [()],
     ) -> f64 {
         match t {
-            Some(t) => dispatch(SoftCeTile {
+            Some(t) => dispatch(SoftCeRows {
                 z,
                 t,
-                width,
-                lse: &self.lse[rows.clone()],
+                stride,
+                m,
                 target_lse: &self.target_lse[rows.clone()],
                 w: &self.w[rows],
-                q_sums: row_sums,
             }),
-            // soft_ce_all_items always passes the target product with this rule.
+            // soft_ce_all_items always gives the engine a target.
             None => f64::NAN,
         }
     }
 }
 
-struct SoftCeTile<'a> {
+struct SoftCeRows<'a> {
     z: &'a mut [f32],
-    t: &'a [f32],
-    width: usize,
-    lse: &'a [f32],
+    t: &'a mut [f32],
+    stride: usize,
+    m: usize,
     target_lse: &'a [f32],
     w: &'a [f32],
-    q_sums: &'a mut [f64],
 }
 
-impl SimdKernel for SoftCeTile<'_> {
+impl SimdKernel for SoftCeRows<'_> {
     type Output = f64;
     #[inline(always)]
     fn run(self) -> f64 {
-        let width = self.width;
+        let (stride, m) = (self.stride, self.m);
         let mut loss = 0f64;
-        for (r, (zr, tr)) in self
+        for (((zr, tr), &tl), &w) in self
             .z
-            .chunks_exact_mut(width)
-            .zip(self.t.chunks_exact(width))
-            .enumerate()
+            .chunks_exact_mut(stride)
+            .zip(self.t.chunks_exact_mut(stride))
+            .zip(self.target_lse)
+            .zip(self.w)
         {
-            let (lse, tl, w) = (self.lse[r], self.target_lse[r], self.w[r]);
-            let (mut ce, mut qs) = ([0f32; LANES], [0f32; LANES]);
-            let mut zc = zr.chunks_exact_mut(LANES);
-            let mut tc = tr.chunks_exact(LANES);
-            for (zs, ts) in (&mut zc).zip(&mut tc) {
-                for l in 0..LANES {
-                    let (z, t) = (zs[l], ts[l]);
-                    let p = exp(z - lse);
-                    let q = exp(t - tl);
-                    ce[l] += q * (lse - z);
-                    qs[l] += q;
-                    zs[l] = w * (p - q);
+            let (zr, tr) = (&mut zr[..m], &mut tr[..m]);
+            let mx = max(zr);
+            // One sweep: z ← e^{z−max}, t ← q = e^{t−tlse}, and the sums s = Σ e,
+            // S = Σ q, a = Σ q (z − max).
+            let (mut s, mut qs, mut a) = (0f64, 0f64, 0f64);
+            for (zc, tc) in zr.chunks_mut(FLUSH).zip(tr.chunks_mut(FLUSH)) {
+                let (mut se, mut sq, mut sa) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
+                let mut zi = zc.chunks_exact_mut(LANES);
+                let mut ti = tc.chunks_exact_mut(LANES);
+                for (zs, ts) in (&mut zi).zip(&mut ti) {
+                    for l in 0..LANES {
+                        let x = zs[l] - mx;
+                        let e = exp(x);
+                        let q = exp(ts[l] - tl);
+                        se[l] += e;
+                        sq[l] += q;
+                        sa[l] += q * x;
+                        zs[l] = e;
+                        ts[l] = q;
+                    }
                 }
+                for (l, (zv, tv)) in zi
+                    .into_remainder()
+                    .iter_mut()
+                    .zip(ti.into_remainder())
+                    .enumerate()
+                {
+                    let x = *zv - mx;
+                    let e = exp(x);
+                    let q = exp(*tv - tl);
+                    se[l] += e;
+                    sq[l] += q;
+                    sa[l] += q * x;
+                    *zv = e;
+                    *tv = q;
+                }
+                s += f64::from(lane_sum(se));
+                qs += f64::from(lane_sum(sq));
+                a += f64::from(lane_sum(sa));
             }
-            for (l, (z, &t)) in zc
-                .into_remainder()
-                .iter_mut()
-                .zip(tc.remainder())
-                .enumerate()
-            {
-                let p = exp(*z - lse);
-                let q = exp(t - tl);
-                ce[l] += q * (lse - *z);
-                qs[l] += q;
-                *z = w * (p - q);
+            // Σ q (LSE − z) with LSE = max + ln s: S ln s − Σ q (z − max).
+            loss += f64::from(w) * (qs * s.ln() - a);
+            let (cp, cq) = ((f64::from(w) * qs / s) as f32, w);
+            for (zv, &q) in zr.iter_mut().zip(tr.iter()) {
+                *zv = cp * *zv - cq * q;
             }
-            loss += f64::from(w) * f64::from(lane_sum(ce));
-            self.q_sums[r] += f64::from(lane_sum(qs));
         }
         loss
-    }
-}
-
-/// `dz_rc = c_r · p_rc` (`p` the softmax of row r): InfoNCE's pass 2, and the `w (S − 1) p`
-/// correction of [`soft_ce_all_items`].
-pub(crate) struct ScaledSoftmaxRule<'a> {
-    pub lse: &'a [f32],
-    pub coef: &'a [f32],
-}
-
-impl Rule for ScaledSoftmaxRule<'_> {
-    fn tile(
-        &self,
-        rows: Range<usize>,
-        z: &mut [f32],
-        _t: Option<&[f32]>,
-        width: usize,
-        _row_sums: &mut [f64],
-    ) -> f64 {
-        dispatch(ScaledSoftmaxTile {
-            z,
-            width,
-            lse: &self.lse[rows.clone()],
-            coef: &self.coef[rows],
-        });
-        0.0
-    }
-}
-
-struct ScaledSoftmaxTile<'a> {
-    z: &'a mut [f32],
-    width: usize,
-    lse: &'a [f32],
-    coef: &'a [f32],
-}
-
-impl SimdKernel for ScaledSoftmaxTile<'_> {
-    type Output = ();
-    #[inline(always)]
-    fn run(self) {
-        for ((zr, &lse), &c) in self
-            .z
-            .chunks_exact_mut(self.width)
-            .zip(self.lse)
-            .zip(self.coef)
-        {
-            for z in zr.iter_mut() {
-                *z = c * exp(*z - lse);
-            }
-        }
     }
 }
 
@@ -883,45 +438,12 @@ pub(crate) fn rows_of(
     len: usize,
     dim: usize,
 ) -> Result<usize, KernelError> {
-    // `is_multiple_of` needs Rust 1.87; the workspace declares 1.85.
-    #[allow(clippy::manual_is_multiple_of)]
-    if len % dim != 0 {
+    if !len.is_multiple_of(dim) {
         return Err(KernelError::Shape(format!(
             "{kernel}: `{arg}` has length {len}, expected a multiple of dim = {dim}"
         )));
     }
     Ok(len / dim)
-}
-
-/// Row-normalised copy of `x` (rows of `dim`) and the row norms; zero rows stay zero.
-pub(crate) fn normalise(x: &[f32], dim: usize) -> (Vec<f32>, Vec<f32>) {
-    let mut hat = vec![0f32; x.len()];
-    let mut norms = Vec::with_capacity(x.len() / dim);
-    for (row, out) in x.chunks_exact(dim).zip(hat.chunks_exact_mut(dim)) {
-        let norm = row
-            .iter()
-            .map(|&v| f64::from(v) * f64::from(v))
-            .sum::<f64>()
-            .sqrt();
-        if norm > 0.0 {
-            for (o, &v) in out.iter_mut().zip(row) {
-                *o = (f64::from(v) / norm) as f32;
-            }
-        }
-        norms.push(norm as f32);
-    }
-    (hat, norms)
-}
-
-/// `x` (rows × cols) transposed to cols × rows.
-pub(crate) fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0f32; x.len()];
-    for (r, row) in x.chunks_exact(cols).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            t[c * rows + r] = v;
-        }
-    }
-    t
 }
 
 #[cfg(test)]
@@ -1426,5 +948,21 @@ pub(crate) mod tests {
             e,
             "softmax_stats: `req.dim` is 0, expected at least 1 column"
         );
+    }
+
+    #[test]
+    fn soft_ce_portable_products_agree_with_the_detected_ones() {
+        let p = Sdr::new(45, 300, 40, 24, 0.2, 0.1, 0.0, 71);
+        let run = |products: Products| {
+            let (mut du, mut di) = (vec![0f32; p.users.len()], vec![0f32; p.items.len()]);
+            let l = soft_ce_with(&p.req(), &mut du, &mut di, products).expect("valid");
+            (l, du, di)
+        };
+        let (l0, u0, i0) = run(Products::Portable);
+        let (l1, u1, i1) = run(Products::detect());
+        assert!((l0 - l1).abs() <= 1e-5 * l0.abs(), "{l0} vs {l1}");
+        let want: Vec<f64> = u0.iter().chain(&i0).map(|&v| f64::from(v)).collect();
+        let got: Vec<f32> = u1.iter().chain(&i1).copied().collect();
+        assert_close("portable vs detected", &got, &want, 1e-5);
     }
 }

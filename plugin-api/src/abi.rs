@@ -335,6 +335,28 @@ pub struct InfoNceRequest<'a> {
     pub weight: f32,
 }
 
+/// InfoNCE with explicit positives and column multiplicities: rows `a_r` (n × dim),
+/// columns `b_c` (m × dim), `z_rc = cos(a_r, b_c) / tau`,
+/// `P_rc = e^{z_rc} / Σ_c' k_c' e^{z_rc'}` with `k` the column counts (column c stands for
+/// `k_c` identical candidates; empty = all 1). Loss `weight · Σ_(r,c) ∈ pairs −ln(P_rc + eps)`
+/// over `pairs`, flattened (row, column) indices; a pair may repeat.
+///
+/// One pair per row of a batch over its unique users × unique items (counted by how often
+/// each occurs) is the cross-entropy over the batch × batch matrix with diagonal labels, at
+/// a fraction of the products. Inputs are raw (normalised inside).
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct PairedNceRequest<'a> {
+    pub a: RSlice<'a, f32>,
+    pub b: RSlice<'a, f32>,
+    pub dim: usize,
+    pub col_counts: RSlice<'a, u32>,
+    pub pairs: RSlice<'a, u32>,
+    pub tau: f32,
+    pub eps: f32,
+    pub weight: f32,
+}
+
 /// The compute operations the host lends to plugins. The host picks the backend (CPU with
 /// rayon, or CUDA), so plugin code never chooses a device.
 #[sabi_trait]
@@ -390,6 +412,16 @@ pub trait KernelTable: Send + Sync {
     fn info_nce(
         &self,
         req: InfoNceRequest<'_>,
+        d_a: RSliceMut<'_, f32>,
+        d_b: RSliceMut<'_, f32>,
+    ) -> RResult<f64, RString>;
+
+    /// See [`PairedNceRequest`]: returns the loss and ACCUMULATES its gradients w.r.t. the
+    /// raw `a` and `b` into `d_a` / `d_b`. Added after the prefix: a host built before it
+    /// lacks it, and calling it there is an error, not undefined behaviour.
+    fn info_nce_pairs(
+        &self,
+        req: PairedNceRequest<'_>,
         d_a: RSliceMut<'_, f32>,
         d_b: RSliceMut<'_, f32>,
     ) -> RResult<f64, RString>;

@@ -298,6 +298,16 @@ impl<'a> Compute<'a> {
     ) -> PluginResult<f64> {
         lift(self.k.info_nce(req, d_a.into(), d_b.into()))
     }
+    /// InfoNCE with explicit (row, column) positives and column counts, gradients
+    /// accumulated; see [`PairedNceRequest`].
+    pub fn info_nce_pairs(
+        &self,
+        req: PairedNceRequest<'_>,
+        d_a: &mut [f32],
+        d_b: &mut [f32],
+    ) -> PluginResult<f64> {
+        lift(self.k.info_nce_pairs(req, d_a.into(), d_b.into()))
+    }
     /// The underlying ABI object, to pass on to another plugin call.
     pub fn raw(&self) -> KernelsRef<'_> {
         self.k.sabi_reborrow()

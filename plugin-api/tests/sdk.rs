@@ -70,6 +70,14 @@ impl KernelTable for NoKernels {
     ) -> RResult<f64, RString> {
         RErr("no kernels in this test".into())
     }
+    fn info_nce_pairs(
+        &self,
+        _: promax_plugin_api::PairedNceRequest<'_>,
+        _: RSliceMut<'_, f32>,
+        _: RSliceMut<'_, f32>,
+    ) -> RResult<f64, RString> {
+        RErr("no kernels in this test".into())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@
 
 use promax_kernels::pca::{reduce_profiles, ReduceOptions, Reduction};
 use promax_plugin_api::prelude::*;
-use promax_plugin_api::{InfoNceRequest, SoftCeRequest, SoftmaxStatsRequest};
+use promax_plugin_api::{InfoNceRequest, PairedNceRequest, SoftCeRequest, SoftmaxStatsRequest};
 use serde::{Deserialize, Serialize};
 
 /// ProMax hyperparameters (defaults: the published Amazon-Book settings).
@@ -291,40 +291,84 @@ fn rows<'a>(e: &Emb<'a>, side: Side, i: usize) -> &'a [f32] {
     }
 }
 
+/// How a contrastive term picks its positives.
+enum Positives<'a> {
+    /// Row r's positive is column r ([`InfoNceRequest`]), with the reference's log guard.
+    Aligned { eps: f32 },
+    /// Explicit (row, column) pairs and column multiplicities ([`PairedNceRequest`]).
+    Pairs {
+        col_counts: &'a [u32],
+        pairs: &'a [u32],
+    },
+}
+
 /// One InfoNCE term between `(view_a, side_a)[ids_a]` and `(view_b, side_b)[ids_b]`,
-/// row-aligned, with gradients scattered back into both views.
-#[allow(clippy::too_many_arguments)]
+/// with gradients scattered back into both views.
 fn info_nce_term(
     k: &Compute<'_>,
     embs: &[Emb<'_>],
     d_embs: &mut [EmbBuf<'_>],
     (va, sa, ids_a): (usize, Side, &[u32]),
     (vb, sb, ids_b): (usize, Side, &[u32]),
-    tau: f32,
-    eps: f32,
-    weight: f32,
+    positives: Positives<'_>,
+    (tau, weight): (f32, f32),
 ) -> PluginResult<f64> {
     let w = embs[va].width;
     let a = gather(ids_a, |i| rows(&embs[va], sa, i));
     let b = gather(ids_b, |i| rows(&embs[vb], sb, i));
     let mut da = vec![0f32; a.len()];
     let mut db = vec![0f32; b.len()];
-    let loss = k.info_nce(
-        InfoNceRequest {
-            a: a.as_slice().into(),
-            b: b.as_slice().into(),
-            dim: w,
-            tau,
-            eps,
-            weight,
-        },
-        &mut da,
-        &mut db,
-    )?;
+    let loss = match positives {
+        Positives::Aligned { eps } => k.info_nce(
+            InfoNceRequest {
+                a: a.as_slice().into(),
+                b: b.as_slice().into(),
+                dim: w,
+                tau,
+                eps,
+                weight,
+            },
+            &mut da,
+            &mut db,
+        )?,
+        Positives::Pairs { col_counts, pairs } => k.info_nce_pairs(
+            PairedNceRequest {
+                a: a.as_slice().into(),
+                b: b.as_slice().into(),
+                dim: w,
+                col_counts: col_counts.into(),
+                pairs: pairs.into(),
+                tau,
+                eps: 0.0,
+                weight,
+            },
+            &mut da,
+            &mut db,
+        )?,
+    };
     for (v, s, ids, d) in [(va, sa, ids_a, &da), (vb, sb, ids_b, &db)] {
         scatter(ids, d, &mut d_embs[v], s);
     }
     Ok(loss)
+}
+
+/// The batch's (user, positive) pairs as indices into the sorted unique `users` and
+/// `items`, and how often each unique item occurs.
+fn batch_pairs(
+    batch: &BatchView<'_>,
+    users: &[u32],
+    items: &[u32],
+) -> PluginResult<(Vec<u32>, Vec<u32>)> {
+    let mut counts = vec![0u32; items.len()];
+    let mut pairs = Vec::with_capacity(2 * batch.users.len());
+    for (u, i) in batch.users.iter().zip(batch.pos.iter()) {
+        let (Ok(r), Ok(c)) = (users.binary_search(u), items.binary_search(i)) else {
+            return Err(format!("batch pair ({u}, {i}) missing from its unique ids"));
+        };
+        counts[c] += 1;
+        pairs.extend([r as u32, c as u32]);
+    }
+    Ok((counts, pairs))
 }
 
 impl AugmenterImpl for Promax {
@@ -388,18 +432,17 @@ impl AugmenterImpl for Promax {
         if self.h.s2dr {
             let (tau, eps, weight) = (self.h.tau, self.h.infonce_eps, self.h.s2dr_weight);
             let items = sorted_unique(&batch.pos);
-            let (all_u, all_i) = (batch.users.as_slice(), batch.pos.as_slice());
             // Means over rows, as the reference (InfoNCE: mean; cross entropy: mean).
             let mean = |n: usize| weight / n.max(1) as f32;
+            let aligned = Positives::Aligned { eps };
             let mut s2dr = info_nce_term(
                 k,
                 embs,
                 d_embs,
                 (0, Side::Users, &users),
                 (1, Side::Users, &users),
-                tau,
-                eps,
-                mean(users.len()),
+                aligned,
+                (tau, mean(users.len())),
             )?;
             s2dr += info_nce_term(
                 k,
@@ -407,21 +450,24 @@ impl AugmenterImpl for Promax {
                 d_embs,
                 (0, Side::Items, &items),
                 (1, Side::Items, &items),
-                tau,
-                eps,
-                mean(items.len()),
+                Positives::Aligned { eps },
+                (tau, mean(items.len())),
             )?;
-            // Cross term: 0.5·(CE(u1·i2ᵀ/τ, diag) + CE(u2·i1ᵀ/τ, diag)) over the batch pairs.
+            // Cross term: 0.5·(CE(u1·i2ᵀ/τ, diag) + CE(u2·i1ᵀ/τ, diag)) over the batch's
+            // pairs, computed over unique users × unique items with item multiplicities.
+            let (col_counts, pairs) = batch_pairs(batch, &users, &items)?;
             for (vu, vi) in [(0, 1), (1, 0)] {
                 s2dr += info_nce_term(
                     k,
                     embs,
                     d_embs,
-                    (vu, Side::Users, all_u),
-                    (vi, Side::Items, all_i),
-                    tau,
-                    0.0,
-                    0.5 * mean(all_u.len()),
+                    (vu, Side::Users, &users),
+                    (vi, Side::Items, &items),
+                    Positives::Pairs {
+                        col_counts: &col_counts,
+                        pairs: &pairs,
+                    },
+                    (tau, 0.5 * mean(batch.users.len())),
                 )?;
             }
             terms.push(term("s2dr", s2dr));
