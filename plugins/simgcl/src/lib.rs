@@ -3,11 +3,9 @@
 //! backbone's own [`aux_loss`](BackboneImpl::aux_loss) is the contrastive term between two
 //! noise-perturbed views of the same propagation.
 
-use std::collections::BTreeMap;
-
 use promax_lightgcn::{LightGcn, LightGcnHparams};
 use promax_plugin_api::prelude::*;
-use promax_plugin_api::InfoNceRequest;
+use promax_plugin_api::PairedNceRequest;
 use serde::{Deserialize, Serialize};
 
 /// SimGCL hyperparameters (defaults: the published Amazon-Book configuration).
@@ -137,9 +135,8 @@ impl SimGcl {
 
     /// `weight · Σ_r InfoNCE(v1[id_r], v2[id_r]; negatives: all n nodes of v2)` over the
     /// batch rows `ids` (node `first + id`), duplicates kept as the reference indexes with the
-    /// batch: an id in c rows weighs c. The kernel takes one weight per call: one call per
-    /// multiplicity, its ids first in `b` (their positives), every other id after them.
-    /// Accumulates the gradients into `self.d_views`.
+    /// batch: an id in c rows weighs c. One paired-InfoNCE call: rows are the unique ids, and
+    /// each batch row is a (row, id) pair. Accumulates the gradients into `self.d_views`.
     fn contrast(
         &mut self,
         k: &Compute<'_>,
@@ -152,33 +149,33 @@ impl SimGcl {
         let (v1, v2) = (&self.views[0][nodes.clone()], &self.views[1][nodes.clone()]);
         let [d1, d2] = &mut self.d_views;
         let (d1, d2) = (&mut d1[nodes.clone()], &mut d2[nodes]);
-        let mut count = vec![0u32; n];
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= n) {
+            return Err(format!("batch id {id} is out of range (0..{n})"));
+        }
+        let mut unique = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut pairs = Vec::with_capacity(2 * ids.len());
         for &id in ids {
-            let c = count.get_mut(id as usize);
-            *c.ok_or_else(|| format!("batch id {id} is out of range (0..{n})"))? += 1;
+            // Always found: `unique` is `ids` deduplicated.
+            let row = unique.binary_search(&id).unwrap_or_default();
+            pairs.extend([row as u32, id]);
         }
-        let mut groups: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-        for (id, &c) in (0u32..).zip(&count).filter(|(_, &c)| c > 0) {
-            groups.entry(c).or_default().push(id);
-        }
-        let mut loss = 0.0;
-        for (c, mut order) in groups {
-            let rows = order.len();
-            order.extend((0..n as u32).filter(|&i| count[i as usize] != c));
-            let (a, b) = (gather(v1, &order[..rows], dim), gather(v2, &order, dim));
-            let (mut da, mut db) = (vec![0f32; a.len()], vec![0f32; b.len()]);
-            let req = InfoNceRequest {
-                a: a.as_slice().into(),
-                b: b.as_slice().into(),
-                dim,
-                tau,
-                eps: 0.0,
-                weight: weight * c as f32,
-            };
-            loss += k.info_nce(req, &mut da, &mut db)?;
-            scatter_add(d1, &order[..rows], &da, dim);
-            scatter_add(d2, &order, &db, dim);
-        }
+        let a = gather(v1, &unique, dim);
+        let (mut da, mut db) = (vec![0f32; a.len()], vec![0f32; v2.len()]);
+        let req = PairedNceRequest {
+            a: a.as_slice().into(),
+            b: v2.into(),
+            dim,
+            col_counts: (&[][..]).into(),
+            pairs: pairs.as_slice().into(),
+            tau,
+            eps: 0.0,
+            weight,
+        };
+        let loss = k.info_nce_pairs(req, &mut da, &mut db)?;
+        scatter_add(d1, &unique, &da, dim);
+        d2.iter_mut().zip(&db).for_each(|(d, g)| *d += g);
         Ok(loss)
     }
 }
