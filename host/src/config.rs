@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::augment::{AugmentConfig, RERANK_MODES};
+use crate::llm::LlmConfig;
 use figment::error::Kind;
 use figment::value::{Dict, Map, Num, Tag, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
@@ -30,6 +32,8 @@ pub const DEVICES: &[&str] = &["auto", "cpu", "cuda"];
 pub const DATA_KINDS: &[&str] = &["files", "synthetic"];
 /// Names accepted by `data.duplicates`.
 pub const DUPLICATE_POLICIES: &[&str] = &["error", "drop"];
+/// Names accepted by `augment.reduction`.
+pub const REDUCTIONS: &[&str] = &["separate", "joint"];
 /// Metric names accepted before the `@K` of `eval.metric`.
 pub const METRICS: &[&str] = &["recall", "ndcg", "precision", "hitrate", "mrr"];
 
@@ -54,6 +58,11 @@ pub struct Config {
     pub eval: EvalConfig,
     /// Where results go.
     pub run: RunConfig,
+    /// `promax augment`: profile-guided retrieval and the sparsity level shift.
+    pub augment: AugmentConfig,
+    /// The OpenAI-compatible endpoint of the profile pipeline (re-ranking, profiles,
+    /// embeddings).
+    pub llm: LlmConfig,
 }
 
 impl Default for Config {
@@ -67,6 +76,8 @@ impl Default for Config {
             train: TrainConfig::default(),
             eval: EvalConfig::default(),
             run: RunConfig::default(),
+            augment: AugmentConfig::default(),
+            llm: LlmConfig::default(),
         }
     }
 }
@@ -423,6 +434,12 @@ pub enum ConfigError {
 /// Loads the configuration at `path`, layered over its `extends` chain and the built-in
 /// defaults, then the `PROMAX_*` environment, then each `--set key=value` in `sets`.
 pub fn load(path: &Path, sets: &[String]) -> Result<Config, ConfigError> {
+    load_optional(Some(path), sets)
+}
+
+/// [`load`], or with no file only the defaults, the environment and `sets` (commands such
+/// as `promax augment DATASET_DIR` that run without an experiment file).
+pub fn load_optional(path: Option<&Path>, sets: &[String]) -> Result<Config, ConfigError> {
     load_with_env(
         path,
         sets,
@@ -434,7 +451,7 @@ pub fn load(path: &Path, sets: &[String]) -> Result<Config, ConfigError> {
 /// [`load`] with the environment given explicitly, so tests do not depend on (or race on)
 /// the process environment.
 fn load_with_env(
-    path: &Path,
+    path: Option<&Path>,
     sets: &[String],
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
@@ -445,7 +462,9 @@ fn load_with_env(
     ));
 
     let mut files = Vec::new();
-    collect_chain(path, None, &mut Vec::new(), &mut HashSet::new(), &mut files)?;
+    if let Some(path) = path {
+        collect_chain(path, None, &mut Vec::new(), &mut HashSet::new(), &mut files)?;
+    }
     for (file, dict) in files {
         figment = figment.merge(Layer::new(
             Metadata::from("config file", Source::File(file)),
@@ -530,6 +549,22 @@ impl Config {
         }
 
         one_of("device", &self.device, DEVICES)?;
+        let a = &self.augment;
+        one_of("augment.rerank", &a.rerank, RERANK_MODES)?;
+        one_of("augment.reduction", &a.reduction, REDUCTIONS)?;
+        if a.knn == 0 {
+            return Err(bad("augment.knn", a.knn, "must be at least 1 neighbour"));
+        }
+        if let Err(e) = self.llm.check() {
+            return Err(bad("llm", "…", e.to_string()));
+        }
+        if a.max_candidates == 0 {
+            return Err(bad(
+                "augment.max_candidates",
+                a.max_candidates,
+                "must be at least 1 candidate",
+            ));
+        }
 
         let d = &self.data;
         one_of("data.kind", &d.kind, DATA_KINDS)?;
@@ -1125,7 +1160,7 @@ mod tests {
     /// Loads with an empty environment (tests must not see the developer's PROMAX_ vars).
     fn load_clean(path: &Path, sets: &[&str]) -> Result<Config, ConfigError> {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        load_with_env(path, &sets, Vec::new())
+        load_with_env(Some(path), &sets, Vec::new())
     }
 
     const VALID: &str = "[data]\nkind = \"synthetic\"\n";
@@ -1202,7 +1237,7 @@ mod tests {
             ("PROMAX_PLUGIN_PATH".to_string(), "/somewhere".to_string()),
             ("OTHER_TRAIN__SEED".to_string(), "99".to_string()),
         ];
-        let c = load_with_env(&p, &["train.seed=5".to_string()], env).unwrap();
+        let c = load_with_env(Some(&p), &["train.seed=5".to_string()], env).unwrap();
         assert_eq!(c.train.max_epochs, 40, "env overrides the file");
         assert_eq!(c.train.seed, 5, "--set overrides env");
         assert_eq!(c.run.name, "from-env");
@@ -1293,9 +1328,13 @@ mod tests {
     fn unknown_key_from_env_and_set_names_that_layer() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "c.toml", VALID);
-        let err = load_with_env(&p, &[], vec![("PROMAX_TRAIN__SED".into(), "3".into())])
-            .unwrap_err()
-            .to_string();
+        let err = load_with_env(
+            Some(&p),
+            &[],
+            vec![("PROMAX_TRAIN__SED".into(), "3".into())],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("`train.sed`")
                 && err.contains("PROMAX_ environment")
@@ -1318,7 +1357,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "c.toml", VALID);
         let env = vec![("PROMAX_TRAIN___SEED".to_string(), "3".to_string())];
-        let msg = load_with_env(&p, &[], env).unwrap_err().to_string();
+        let msg = load_with_env(Some(&p), &[], env).unwrap_err().to_string();
         assert!(msg.contains("PROMAX_TRAIN___SEED"), "{msg}");
     }
 
@@ -1591,7 +1630,7 @@ mod tests {
         assert_eq!(c.data.profiles.users, PathBuf::from("u.npy"));
         assert_eq!(c.data.profiles.items, PathBuf::from("i.npy"));
         let c = load_with_env(
-            &write(dir.path(), "r.toml", VALID),
+            Some(&write(dir.path(), "r.toml", VALID)),
             &[],
             vec![
                 ("PROMAX_DATA__PROFILES__RANDOM_DIM".into(), "1536".into()),

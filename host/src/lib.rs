@@ -2,10 +2,12 @@
 //! The `promax` binary (main.rs) is a thin command line over this library.
 
 pub mod alloc;
+pub mod augment;
 pub mod bench;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod llm;
 pub mod losses;
 pub mod metrics;
 pub mod model;

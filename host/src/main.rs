@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use promax::augment;
 use promax::config::{self, Config, DataConfig};
-use promax::data::{load_dataset, stats};
+use promax::data::{load_dataset, read_pairs, stats};
 use promax::model::Model;
 use promax::registry::Registry;
 use promax::runfolder::write_atomic;
@@ -50,6 +51,26 @@ enum Command {
     Data {
         #[command(subcommand)]
         action: DataAction,
+    },
+    /// Build ProMax's augmented interaction set for a dataset folder: profile-guided
+    /// retrieval from TRAIN interactions and [data.profiles], the sparsity level shift, and
+    /// LLM re-ranking (or the dense-retrieval order without an endpoint).
+    Augment {
+        /// Folder with train.tsv (and the profile files [data.profiles] names).
+        dataset_dir: PathBuf,
+        /// Config with [augment], [data.profiles] (and [llm]) settings; defaults without.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override a config key, e.g. `--set augment.knn=10` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Where to write the augmented set (default DATASET_DIR/augmented.tsv); a report
+        /// goes beside it (`.report.json`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Only write `user<TAB>budget` from the train counts to this file (no profiles).
+        #[arg(long, value_name = "OUT.tsv")]
+        budgets_only: Option<PathBuf>,
     },
     /// Micro-benchmarks of the hot paths.
     Bench {
@@ -129,6 +150,154 @@ fn cmd_train(config: &Path, sets: &[String], out: Option<&Path>) -> Result<()> {
         s.eval_seconds
     );
     Ok(())
+}
+
+fn cmd_augment(
+    dataset_dir: &Path,
+    config: Option<&Path>,
+    sets: &[String],
+    out: Option<&Path>,
+    budgets_only: Option<&Path>,
+) -> Result<()> {
+    // The folder is data.path (profile files resolve against it), set before validation.
+    let mut all_sets = vec![format!("data.path={}", dataset_dir.display())];
+    all_sets.extend(sets.iter().cloned());
+    let cfg = config::load_optional(config, &all_sets)?;
+    let train_path = dataset_dir.join("train.tsv");
+    let policy = cfg.data.duplicates.parse()?;
+    let train = read_pairs(&train_path, None, None, policy)?;
+    let n_users = train
+        .iter()
+        .map(|&(u, _)| u as usize + 1)
+        .max()
+        .unwrap_or(0);
+    if let Some(path) = budgets_only {
+        let counts = augment::counts(&train, n_users);
+        let q = augment::quartiles(&counts);
+        let budgets = augment::budgets(&counts, &q, cfg.augment.target_offset);
+        let mut text = String::from("user\tbudget\n");
+        for (u, b) in budgets.iter().enumerate() {
+            text.push_str(&format!("{u}\t{b}\n"));
+        }
+        write_atomic(path, text.as_bytes())?;
+        println!(
+            "{}: budgets of {n_users} users (quartiles {:?}, target = next quartile + {}), \
+             {} items in all",
+            path.display(),
+            q,
+            cfg.augment.target_offset,
+            budgets.iter().map(|&b| u64::from(b)).sum::<u64>()
+        );
+        return Ok(());
+    }
+    let n_items = train
+        .iter()
+        .map(|&(_, i)| i as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let profiles = load_augment_profiles(&cfg, n_users, n_items)?;
+    let n_users = profiles.users.len() / profiles.dim;
+    let (pu, pi, dim) = augment::retrieval_profiles(&profiles, &cfg.augment)?;
+    let counts = augment::counts(&train, n_users);
+    let q = augment::quartiles(&counts);
+    let budgets = augment::budgets(&counts, &q, cfg.augment.target_offset);
+    let candidates = augment::retrieve(&train, &pu, &pi, dim, &cfg.augment, &budgets)?;
+    let n_items = pi.len() / dim;
+    let rerank = reranker(&cfg, n_users, n_items)?;
+    let (pairs, report) =
+        augment::augment(&train, &counts, &cfg.augment, &candidates, rerank.as_ref())?;
+    let out = out.map_or_else(|| dataset_dir.join("augmented.tsv"), Path::to_path_buf);
+    write_atomic(&out, augment::pairs_tsv(&pairs).as_bytes())?;
+    let mut report_path = out.clone().into_os_string();
+    report_path.push(".report.json");
+    write_atomic(
+        Path::new(&report_path),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    println!("{report}");
+    println!(
+        "wrote {} and {}",
+        out.display(),
+        Path::new(&report_path).display()
+    );
+    Ok(())
+}
+
+/// `augment.rerank`: the LLM when asked for (or, with "auto", when a chat model is
+/// configured), else the dense-retrieval order.
+fn reranker(cfg: &Config, n_users: usize, n_items: usize) -> Result<Box<dyn augment::Rerank>> {
+    let a = &cfg.augment;
+    let use_llm = match a.rerank.as_str() {
+        "llm" => true,
+        "dense" => false,
+        _ => !cfg.llm.chat_model.is_empty(),
+    };
+    if !use_llm {
+        return Ok(Box::new(augment::DenseOrder));
+    }
+    if cfg.llm.chat_model.is_empty() {
+        anyhow::bail!("augment.rerank = \"llm\" needs llm.chat_model (and llm.base_url)");
+    }
+    let prompt_text = if a.rerank_prompt.as_os_str().is_empty() {
+        augment::DEFAULT_RERANK_PROMPT.to_string()
+    } else {
+        std::fs::read_to_string(&a.rerank_prompt)
+            .with_context(|| format!("augment.rerank_prompt: {}", a.rerank_prompt.display()))?
+    };
+    let prompt = augment::Prompt::parse(&prompt_text)
+        .map_err(|e| anyhow::anyhow!("augment.rerank_prompt: {e}"))?;
+    let dir = &cfg.data.path;
+    let user_texts =
+        augment::read_texts(&dir.join(&a.user_texts), n_users).context("augment.user_texts")?;
+    let item_texts =
+        augment::read_texts(&dir.join(&a.item_texts), n_items).context("augment.item_texts")?;
+    let client = promax::llm::LlmClient::new(cfg.llm.clone())?;
+    Ok(Box::new(augment::LlmRerank::new(
+        client, prompt, user_texts, item_texts,
+    )))
+}
+
+/// The profile tables `[data.profiles]` names (files resolved against the dataset folder,
+/// or random), sized by their own rows; at least `n_users` users.
+fn load_augment_profiles(
+    cfg: &Config,
+    n_users: usize,
+    n_items: usize,
+) -> Result<promax::data::Profiles> {
+    let p = &cfg.data.profiles;
+    if !p.is_set() {
+        anyhow::bail!(
+            "augment needs profile embeddings: set data.profiles.users and data.profiles.items \
+             (e.g. --set data.profiles.users=user_profiles.npy --set \
+             data.profiles.items=item_profiles.npy), or use --budgets-only"
+        );
+    }
+    let rows = |key: &str, path: &Path| -> Result<usize> {
+        let arr: ndarray::Array2<f32> = ndarray_npy::read_npy(path)
+            .with_context(|| format!("{key}: reading {}", path.display()))?;
+        Ok(arr.nrows())
+    };
+    let (n_u, n_i) = if p.random_dim > 0 {
+        (n_users.max(cfg.data.n_users), n_items.max(cfg.data.n_items))
+    } else {
+        let dir = &cfg.data.path;
+        (
+            rows("data.profiles.users", &dir.join(&p.users))?,
+            rows("data.profiles.items", &dir.join(&p.items))?,
+        )
+    };
+    for (key, rows, need, what) in [
+        ("data.profiles.users", n_u, n_users, "users"),
+        ("data.profiles.items", n_i, n_items, "items"),
+    ] {
+        if rows < need {
+            anyhow::bail!(
+                "{key} has {rows} rows but train.tsv has {what} up to id {}",
+                need - 1
+            );
+        }
+    }
+    promax::data::load_profiles(&cfg.data, n_u, n_i)?.context("no profiles configured")
 }
 
 fn cmd_eval(run: &Path) -> Result<()> {
@@ -259,6 +428,19 @@ fn main() -> ExitCode {
             action: DataAction::Stats { dataset_dir },
         } => cmd_data_stats(&dataset_dir),
         Command::Bench { what } => cmd_bench(what),
+        Command::Augment {
+            dataset_dir,
+            config,
+            sets,
+            out,
+            budgets_only,
+        } => cmd_augment(
+            &dataset_dir,
+            config.as_deref(),
+            &sets,
+            out.as_deref(),
+            budgets_only.as_deref(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -63,10 +63,21 @@ fn check_plugin_tables(cfg: &Config, registry: &Registry) -> Result<()> {
     Ok(())
 }
 
+/// A view's interaction file: a relative path names a file in the dataset folder (where
+/// published augmented sets live), or, when there is none there, one relative to the
+/// working directory (where `promax augment --out` writes its own). A file found in neither
+/// place is reported at the dataset-folder path.
 fn resolve_view_path(ds: &Dataset, given: &str) -> PathBuf {
     let p = Path::new(given);
     match &ds.dir {
-        Some(dir) if p.is_relative() => dir.join(p),
+        Some(dir) if p.is_relative() => {
+            let in_data = dir.join(p);
+            if !in_data.exists() && p.exists() {
+                p.to_owned()
+            } else {
+                in_data
+            }
+        }
         _ => p.to_owned(),
     }
 }

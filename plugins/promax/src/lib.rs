@@ -111,7 +111,7 @@ impl PluginMeta for Promax {
         ),
         (
             "augmented",
-            "augmented interactions for S2DR; relative to the dataset folder",
+            "augmented interactions for S2DR: in the dataset folder, else relative to the working directory",
         ),
         (
             "infonce_eps",

@@ -1,0 +1,620 @@
+//! Profile-guided retrieval and sparsity level shift (ProMax §2.3): the augmented
+//! interaction set `R' ⊇ R` that ProMax's S2DR term trains against.
+//!
+//! For every user, from the TRAIN interactions and the profile embeddings only:
+//! 1. **Budget** ([`budgets`]): with Q1, Q2, Q3 the quartiles of the per-user train counts,
+//!    a user with `n` items is lifted to `ceil(Q_next) + target_offset`, `Q_next` the
+//!    smallest quartile larger than `n`; users at or above Q3 get nothing. The published
+//!    Amazon-Book set follows this rule with `target_offset = 1` (REFERENCE.md).
+//! 2. **Retrieval** ([`retrieve`]): the `knn` users most cosine-similar by profile; the
+//!    items they interacted with, minus the user's own, are the candidates (with how many
+//!    of the neighbours have each); candidates ranked by cosine between the mean profile of
+//!    the user's items and each candidate's profile; the best `max_candidates` are kept.
+//! 3. **Re-ranking** ([`Rerank`]): an LLM orders the candidates given the user's profile
+//!    (only candidate ids are accepted), or, without an endpoint, the dense-retrieval order
+//!    stands ([`DenseOrder`]). The first `budget` are added.
+//!
+//! Profiles are first reduced like ProMax does (PCA to `reduce_dim`, whitened), or used raw
+//! with `reduce_dim = 0`.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use promax_kernels::pca::{reduce_profiles, ReduceOptions, Reduction};
+use promax_kernels::topk::score_topk;
+use promax_kernels::CsrMatrix;
+use promax_plugin_api::TopkRequest;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Pairs, Profiles};
+
+mod llm_rerank;
+pub use llm_rerank::{read_texts, LlmRerank, Prompt, DEFAULT_RERANK_PROMPT};
+
+/// `[augment]`: settings of `promax augment`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AugmentConfig {
+    /// Number of most similar users (by profile cosine) whose items are candidates.
+    pub knn: usize,
+    /// Candidates kept per user after the item-side ranking (what an LLM is shown).
+    pub max_candidates: usize,
+    /// Users are lifted to the next quartile + this (published data: 1).
+    pub target_offset: u32,
+    /// PCA dimension of the profiles before retrieval; 0 = raw profiles.
+    pub reduce_dim: usize,
+    /// `"separate"` (a basis per table, as ProMax) or `"joint"`.
+    pub reduction: String,
+    /// Whiten the reduced profiles (ProMax: true).
+    pub whiten: bool,
+    /// `"auto"` (LLM when `[llm] chat_model` is set, else dense), `"llm"` or `"dense"`.
+    pub rerank: String,
+    /// Prompt template file for LLM re-ranking; `""` = the built-in one
+    /// (`configs/prompts/rerank.txt`).
+    pub rerank_prompt: PathBuf,
+    /// `id<TAB>text` written user profiles for the prompt (relative: in the dataset folder).
+    pub user_texts: PathBuf,
+    /// `id<TAB>text` item descriptions for the prompt (relative: in the dataset folder).
+    pub item_texts: PathBuf,
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        AugmentConfig {
+            knn: 20,
+            max_candidates: 30,
+            target_offset: 1,
+            reduce_dim: 32,
+            reduction: "separate".into(),
+            whiten: true,
+            rerank: "auto".into(),
+            rerank_prompt: PathBuf::new(),
+            user_texts: "user_profiles.tsv".into(),
+            item_texts: "item_profiles.tsv".into(),
+        }
+    }
+}
+
+/// Names accepted by `augment.rerank`.
+pub const RERANK_MODES: &[&str] = &["auto", "llm", "dense"];
+
+/// Why augmentation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AugmentError {
+    #[error("{0}")]
+    Input(String),
+    #[error("profile reduction: {0}")]
+    Reduction(#[from] promax_kernels::KernelError),
+    #[error("re-ranking: {0}")]
+    Rerank(String),
+}
+
+// ---------------------------------------------------------------------------------------
+// Sparsity level shift
+// ---------------------------------------------------------------------------------------
+
+/// Q1, Q2, Q3 of `counts` with linear interpolation between order statistics (numpy's
+/// default `percentile`): position `q·(n − 1)` in the sorted counts.
+pub fn quartiles(counts: &[u32]) -> [f64; 3] {
+    let mut s: Vec<u32> = counts.to_vec();
+    s.sort_unstable();
+    let at = |q: f64| -> f64 {
+        if s.is_empty() {
+            return 0.0;
+        }
+        let pos = q * (s.len() - 1) as f64;
+        let lo = pos.floor() as usize;
+        let hi = (lo + 1).min(s.len() - 1);
+        let frac = pos - lo as f64;
+        f64::from(s[lo]) + frac * (f64::from(s[hi]) - f64::from(s[lo]))
+    };
+    [at(0.25), at(0.5), at(0.75)]
+}
+
+/// The sparsity group of a user with `n` train items: 0 below Q1, 1 in [Q1, Q2), 2 in
+/// [Q2, Q3), 3 at or above Q3.
+pub fn group(n: u32, q: &[f64; 3]) -> usize {
+    q.iter().take_while(|&&qi| f64::from(n) >= qi).count()
+}
+
+/// Items to add per user: `ceil(Q_next) + offset − n` for the smallest quartile `Q_next > n`,
+/// 0 when there is none (`n ≥ Q3`).
+pub fn budgets(counts: &[u32], q: &[f64; 3], offset: u32) -> Vec<u32> {
+    counts
+        .iter()
+        .map(|&n| match q.iter().find(|&&qi| qi > f64::from(n)) {
+            Some(&next) => (next.ceil() as u32 + offset).saturating_sub(n),
+            None => 0,
+        })
+        .collect()
+}
+
+/// Train items per user (ids must be `< n_users`).
+pub fn counts(train: &Pairs, n_users: usize) -> Vec<u32> {
+    let mut c = vec![0u32; n_users];
+    for &(u, _) in train {
+        c[u as usize] += 1;
+    }
+    c
+}
+
+// ---------------------------------------------------------------------------------------
+// Retrieval
+// ---------------------------------------------------------------------------------------
+
+/// A candidate item for one user.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    pub item: u32,
+    /// Cosine between the user's mean item profile and this item's profile.
+    pub score: f32,
+    /// How many of the user's `knn` neighbours interacted with it.
+    pub count: u32,
+}
+
+/// Unit-norm retrieval profiles: reduced per `cfg` (or raw), rows normalised.
+pub fn retrieval_profiles(
+    p: &Profiles,
+    cfg: &AugmentConfig,
+) -> Result<(Vec<f32>, Vec<f32>, usize), AugmentError> {
+    let (mut users, mut items, dim) = if cfg.reduce_dim == 0 {
+        (p.users.clone(), p.items.clone(), p.dim)
+    } else {
+        let mode = match cfg.reduction.as_str() {
+            "joint" => Reduction::Joint,
+            _ => Reduction::Separate,
+        };
+        let opts = ReduceOptions {
+            dim: cfg.reduce_dim,
+            mode,
+            whiten: cfg.whiten,
+        };
+        let (u, i) = reduce_profiles(&p.users, &p.items, p.dim, &opts)?;
+        (u, i, cfg.reduce_dim)
+    };
+    unit_rows(&mut users, dim);
+    unit_rows(&mut items, dim);
+    Ok((users, items, dim))
+}
+
+fn unit_rows(x: &mut [f32], dim: usize) {
+    for row in x.chunks_exact_mut(dim) {
+        let n = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if n > 0.0 {
+            row.iter_mut().for_each(|v| *v /= n);
+        }
+    }
+}
+
+/// Per user, the candidates (best first, at most `max(max_candidates, limits[u])`, so a
+/// user's budget can be met when there are enough candidates): items of the `knn`
+/// most similar users (cosine of `users` rows, the user itself excluded) that the user has
+/// not interacted with in `train`, ranked by cosine between the mean of the user's items'
+/// rows of `items` and each candidate's row (ties: more neighbours, then lower id).
+/// `users` / `items` are unit rows of width `dim`.
+pub fn retrieve(
+    train: &Pairs,
+    users: &[f32],
+    items: &[f32],
+    dim: usize,
+    cfg: &AugmentConfig,
+    limits: &[u32],
+) -> Result<Vec<Vec<Candidate>>, AugmentError> {
+    let (n_users, n_items) = (users.len() / dim, items.len() / dim);
+    let by_user = group_by_user(train, n_users, n_items)?;
+    let neighbours = nearest_users(users, dim, cfg.knn)?;
+    let mut out = Vec::with_capacity(n_users);
+    let mut seen = vec![u32::MAX; n_items];
+    let mut count = vec![0u32; n_items];
+    for (u, own) in by_user.iter().enumerate() {
+        // Own items are marked so that they never become candidates.
+        own.iter().for_each(|&i| seen[i as usize] = u as u32);
+        let mut cands: Vec<u32> = Vec::new();
+        for &v in &neighbours[u] {
+            for &i in &by_user[v as usize] {
+                let i = i as usize;
+                if seen[i] == u as u32 {
+                    continue;
+                }
+                if count[i] == 0 {
+                    cands.push(i as u32);
+                }
+                count[i] += 1;
+            }
+        }
+        let mean = mean_row(own, items, dim);
+        let mut scored: Vec<Candidate> = cands
+            .iter()
+            .map(|&i| Candidate {
+                item: i,
+                score: dot(&mean, &items[i as usize * dim..(i as usize + 1) * dim]),
+                count: count[i as usize],
+            })
+            .collect();
+        cands.iter().for_each(|&i| count[i as usize] = 0);
+        scored.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(b.count.cmp(&a.count))
+                .then(a.item.cmp(&b.item))
+        });
+        let limit = limits.get(u).map_or(0, |&l| l as usize);
+        scored.truncate(cfg.max_candidates.max(limit));
+        out.push(scored);
+    }
+    Ok(out)
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Mean of the rows `ids` of `x`, normalised (a zero vector for no rows).
+fn mean_row(ids: &[u32], x: &[f32], dim: usize) -> Vec<f32> {
+    let mut m = vec![0f32; dim];
+    for &i in ids {
+        let row = &x[i as usize * dim..(i as usize + 1) * dim];
+        m.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+    }
+    unit_rows(&mut m, dim);
+    m
+}
+
+/// Train items per user, sorted; errors name an out-of-range id.
+fn group_by_user(
+    train: &Pairs,
+    n_users: usize,
+    n_items: usize,
+) -> Result<Vec<Vec<u32>>, AugmentError> {
+    let mut by_user = vec![Vec::new(); n_users];
+    for &(u, i) in train {
+        if u as usize >= n_users || i as usize >= n_items {
+            return Err(AugmentError::Input(format!(
+                "train pair ({u}, {i}) is outside the profile tables ({n_users} users, \
+                 {n_items} items)"
+            )));
+        }
+        by_user[u as usize].push(i);
+    }
+    by_user.iter_mut().for_each(|v| v.sort_unstable());
+    Ok(by_user)
+}
+
+/// The `k` most cosine-similar users of every user (unit rows), itself excluded.
+fn nearest_users(users: &[f32], dim: usize, k: usize) -> Result<Vec<Vec<u32>>, AugmentError> {
+    let n = users.len() / dim;
+    let k = k.min(n.saturating_sub(1));
+    if k == 0 {
+        return Ok(vec![Vec::new(); n]);
+    }
+    let own: Vec<(u32, u32, f32)> = (0..n as u32).map(|u| (u, u, 1.0)).collect();
+    let exclude = CsrMatrix::from_triplets(n, n, &own);
+    let mut ids = vec![0u32; n * k];
+    let mut scores = vec![0f32; n * k];
+    let req = TopkRequest {
+        queries: users.into(),
+        items: users.into(),
+        dim,
+        exclude: exclude.view(),
+        k,
+    };
+    score_topk(&req, &mut ids, &mut scores)
+        .map_err(|e| AugmentError::Input(format!("user kNN: {e}")))?;
+    Ok(ids
+        .chunks_exact(k)
+        .map(|r| r.iter().copied().filter(|&v| v != u32::MAX).collect())
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------
+// Re-ranking and the augmented set
+// ---------------------------------------------------------------------------------------
+
+/// What a re-ranker chose for one user.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Choice {
+    /// Chosen candidate ids, best first (at most the budget).
+    pub items: Vec<u32>,
+    /// Ids in the answer that were not candidates, or repeated (dropped).
+    pub rejected: usize,
+    /// The answer was unusable (no JSON list of ids): the dense order was used instead.
+    pub fell_back: bool,
+    /// Items appended from the dense order because the answer had too few valid ids.
+    pub topped_up: usize,
+}
+
+/// One user to re-rank: its candidates (dense order, best first) and budget.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub user: u32,
+    pub candidates: &'a [Candidate],
+    pub budget: usize,
+}
+
+/// Orders users' candidates: the dense fallback ([`DenseOrder`]) or an LLM
+/// ([`LlmRerank`]).
+pub trait Rerank: Sync {
+    /// A short description for the report ("dense retrieval order", "LLM <model>").
+    fn describe(&self) -> String;
+    /// One choice per request, in order.
+    fn choose_all(&self, requests: &[Request<'_>]) -> Result<Vec<Choice>, AugmentError>;
+    /// Calls, cache hits, retries and failures, when the re-ranker made calls.
+    fn calls(&self) -> Option<String> {
+        None
+    }
+}
+
+/// No endpoint: the dense-retrieval order stands.
+pub struct DenseOrder;
+
+impl Rerank for DenseOrder {
+    fn describe(&self) -> String {
+        "dense retrieval order (no LLM re-ranking)".into()
+    }
+
+    fn choose_all(&self, requests: &[Request<'_>]) -> Result<Vec<Choice>, AugmentError> {
+        let dense = |r| Choice {
+            topped_up: 0,
+            ..dense_choice(r, &[])
+        };
+        Ok(requests.iter().map(dense).collect())
+    }
+}
+
+/// The first `budget` candidates of `r` in dense order, after `first` (which are kept).
+pub(crate) fn dense_choice(r: &Request<'_>, first: &[u32]) -> Choice {
+    let mut items = first.to_vec();
+    items.truncate(r.budget);
+    let mut topped_up = 0;
+    for c in r.candidates {
+        if items.len() >= r.budget {
+            break;
+        }
+        if !items.contains(&c.item) {
+            items.push(c.item);
+            topped_up += 1;
+        }
+    }
+    Choice {
+        items,
+        topped_up,
+        ..Choice::default()
+    }
+}
+
+/// Per sparsity group: users, users lifted, items asked for and added.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GroupReport {
+    pub users: usize,
+    pub lifted: usize,
+    pub budget: u64,
+    pub added: u64,
+}
+
+/// What `promax augment` did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AugmentReport {
+    pub quartiles: [f64; 3],
+    pub target_offset: u32,
+    pub rerank: String,
+    pub train_pairs: usize,
+    pub added_pairs: usize,
+    /// Users who got fewer items than their budget (too few candidates, or an LLM answer
+    /// with too few valid ids).
+    pub short_users: usize,
+    pub rejected_ids: usize,
+    /// Users whose LLM answer was unusable (the dense order was used).
+    pub fallback_users: usize,
+    /// Users whose LLM answer had too few valid ids (topped up from the dense order).
+    pub topped_up_users: usize,
+    /// LLM calls, cache hits, retries and failures (empty without an LLM).
+    pub calls: String,
+    /// Groups: below Q1, [Q1, Q2), [Q2, Q3), at or above Q3.
+    pub groups: [GroupReport; 4],
+}
+
+impl fmt::Display for AugmentReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [q1, q2, q3] = self.quartiles;
+        writeln!(
+            f,
+            "quartiles of train items per user: Q1 {q1}, Q2 {q2}, Q3 {q3}; target = next \
+             quartile + {}",
+            self.target_offset
+        )?;
+        writeln!(f, "re-ranking: {}", self.rerank)?;
+        let names = ["< Q1", "[Q1, Q2)", "[Q2, Q3)", ">= Q3"];
+        for (name, g) in names.iter().zip(&self.groups) {
+            writeln!(
+                f,
+                "  {name:>9}: {:>6} users, {:>6} lifted, {:>7} asked, {:>7} added",
+                g.users, g.lifted, g.budget, g.added
+            )?;
+        }
+        write!(
+            f,
+            "train pairs {}, added {} ({} users short of their budget), ids rejected {}",
+            self.train_pairs, self.added_pairs, self.short_users, self.rejected_ids
+        )?;
+        if !self.calls.is_empty() {
+            write!(
+                f,
+                "\nLLM: {}; {} unusable answers (dense order used), {} answers topped up",
+                self.calls, self.fallback_users, self.topped_up_users
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The augmented set (train ∪ added, sorted by user then item) and the report. `budget`
+/// and `candidates` are per user; `rerank` picks each user's additions.
+pub fn augment(
+    train: &Pairs,
+    counts: &[u32],
+    cfg: &AugmentConfig,
+    candidates: &[Vec<Candidate>],
+    rerank: &dyn Rerank,
+) -> Result<(Pairs, AugmentReport), AugmentError> {
+    let q = quartiles(counts);
+    let budget = budgets(counts, &q, cfg.target_offset);
+    let requests: Vec<Request<'_>> = (0..counts.len())
+        .filter(|&u| budget[u] > 0)
+        .map(|u| Request {
+            user: u as u32,
+            candidates: &candidates[u],
+            budget: budget[u] as usize,
+        })
+        .collect();
+    let chosen = rerank.choose_all(&requests)?;
+    let mut choices = vec![Choice::default(); counts.len()];
+    for (r, c) in requests.iter().zip(chosen) {
+        choices[r.user as usize] = c;
+    }
+    let mut report = AugmentReport {
+        quartiles: q,
+        target_offset: cfg.target_offset,
+        rerank: rerank.describe(),
+        calls: String::new(),
+        train_pairs: train.len(),
+        ..Default::default()
+    };
+    let mut out = train.clone();
+    for (u, choice) in choices.iter().enumerate() {
+        let g = &mut report.groups[group(counts[u], &q)];
+        g.users += 1;
+        g.budget += u64::from(budget[u]);
+        g.added += choice.items.len() as u64;
+        g.lifted += usize::from(!choice.items.is_empty());
+        report.short_users += usize::from(choice.items.len() < budget[u] as usize);
+        report.rejected_ids += choice.rejected;
+        report.fallback_users += usize::from(choice.fell_back);
+        report.topped_up_users += usize::from(choice.topped_up > 0 && !choice.fell_back);
+        out.extend(choice.items.iter().map(|&i| (u as u32, i)));
+    }
+    report.added_pairs = out.len() - train.len();
+    report.calls = rerank.calls().unwrap_or_default();
+    out.sort_unstable();
+    Ok((out, report))
+}
+
+/// `user<TAB>item` lines.
+pub fn pairs_tsv(pairs: &Pairs) -> String {
+    let mut s = String::with_capacity(pairs.len() * 12);
+    for (u, i) in pairs {
+        s.push_str(&format!("{u}\t{i}\n"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Candidates in the given (dense) order.
+    pub(crate) fn cands(ids: &[u32]) -> Vec<Candidate> {
+        ids.iter()
+            .map(|&item| Candidate {
+                item,
+                score: 0.0,
+                count: 1,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn quartiles_match_numpy_linear_percentiles() {
+        // numpy.percentile([1, 2, 3, 4, 10], [25, 50, 75]) = [2, 3, 4]
+        assert_eq!(quartiles(&[4, 1, 10, 3, 2]), [2.0, 3.0, 4.0]);
+        // numpy.percentile([1, 2, 3, 4], [25, 50, 75]) = [1.75, 2.5, 3.25]
+        assert_eq!(quartiles(&[1, 2, 3, 4]), [1.75, 2.5, 3.25]);
+        assert_eq!(quartiles(&[7]), [7.0, 7.0, 7.0]);
+    }
+
+    #[test]
+    fn budgets_lift_to_the_next_quartile_plus_offset() {
+        // Amazon-Book's quartiles: <5 -> 6, 5-6 -> 8, 7-10 -> 12, >= 11 nothing.
+        let q = [5.0, 7.0, 11.0];
+        let counts = [1, 4, 5, 6, 7, 10, 11, 30];
+        assert_eq!(budgets(&counts, &q, 1), vec![5, 2, 3, 2, 5, 2, 0, 0]);
+        assert_eq!(counts.map(|n| group(n, &q)), [0, 0, 1, 1, 2, 2, 3, 3]);
+        // Fractional quartiles round up before the offset.
+        assert_eq!(budgets(&[2], &[2.5, 3.0, 4.0], 0), vec![1]);
+    }
+
+    /// Users 0 and 1 have the same profile, user 2 another; items 0..4 in two pairs of
+    /// profiles. User 0's neighbour is user 1, whose items are the candidates, ranked by
+    /// closeness to user 0's own items.
+    #[test]
+    fn retrieval_by_hand() {
+        let users = [1.0, 0.0, 1.0, 0.0, 0.0, 1.0];
+        let items = [1.0, 0.0, 0.9, 0.1, 0.0, 1.0, 0.2, 0.8];
+        let mut items_u = items.to_vec();
+        unit_rows(&mut items_u, 2);
+        let train = vec![(0, 0), (1, 1), (1, 3), (1, 0), (2, 2)];
+        let cfg = AugmentConfig {
+            knn: 1,
+            ..Default::default()
+        };
+        let c = retrieve(&train, &users, &items_u, 2, &cfg, &[]).unwrap();
+        let ids = |u: usize| c[u].iter().map(|c| c.item).collect::<Vec<_>>();
+        // User 0 owns item 0; neighbour 1 has 0, 1, 3: candidates 1 (close to item 0)
+        // then 3.
+        assert_eq!(ids(0), vec![1, 3]);
+        assert!(c[0].iter().all(|c| c.count == 1));
+        // User 1's neighbour is user 0 (item 0, which user 1 owns): no candidates.
+        assert!(ids(1).is_empty());
+        let cfg = AugmentConfig {
+            knn: 2,
+            max_candidates: 1,
+            ..Default::default()
+        };
+        let c = retrieve(&train, &users, &items_u, 2, &cfg, &[]).unwrap();
+        assert_eq!(c[0].len(), 1);
+        // A budget above max_candidates keeps that many.
+        let c = retrieve(&train, &users, &items_u, 2, &cfg, &[2, 0, 0]).unwrap();
+        assert_eq!(c[0].len(), 2);
+        let bad = retrieve(&vec![(0, 9)], &users, &items_u, 2, &cfg, &[]).unwrap_err();
+        assert!(bad.to_string().contains("(0, 9)"), "{bad}");
+    }
+
+    #[test]
+    fn augment_adds_the_budget_and_reports_by_group() {
+        // Counts 1, 2, 3, 8: quartiles 1.75, 2.5, 4.25 -> targets 2, 3, 5 (+ offset 1).
+        let train: Pairs = vec![
+            (0, 0),
+            (1, 0),
+            (1, 1),
+            (2, 0),
+            (2, 1),
+            (2, 2),
+            (3, 0),
+            (3, 1),
+            (3, 2),
+            (3, 3),
+            (3, 4),
+            (3, 5),
+            (3, 6),
+            (3, 7),
+        ];
+        let c = counts(&train, 4);
+        let candidates = vec![
+            cands(&[5, 6, 7]),
+            cands(&[9]),
+            cands(&[8, 4, 3]),
+            cands(&[9]),
+        ];
+        let cfg = AugmentConfig::default();
+        let (out, report) = augment(&train, &c, &cfg, &candidates, &DenseOrder).unwrap();
+        // User 0: 1 -> 3 (2 added); user 1: 2 -> 4 but one candidate; user 2: 3 -> 6;
+        // user 3 is at/above Q3.
+        let added: Vec<(u32, u32)> = out.iter().filter(|p| !train.contains(p)).copied().collect();
+        assert_eq!(added, vec![(0, 5), (0, 6), (1, 9), (2, 3), (2, 4), (2, 8)]);
+        assert_eq!(report.added_pairs, 6);
+        assert_eq!(report.short_users, 1);
+        assert_eq!(report.groups[0].added, 2);
+        assert_eq!(report.groups[3].lifted, 0);
+        assert!(out.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates");
+        assert!(report.to_string().contains("dense retrieval order"));
+    }
+}

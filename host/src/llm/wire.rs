@@ -1,0 +1,165 @@
+//! Request bodies and answer validation for the two OpenAI endpoints used.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::error::LlmError;
+
+pub(crate) const CHAT_PATH: &str = "chat/completions";
+pub(crate) const EMBED_PATH: &str = "embeddings";
+
+/// One message of a chat conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// "system", "user" or "assistant".
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::new("system", content)
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::new("user", content)
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self::new("assistant", content)
+    }
+    fn new(role: &str, content: impl Into<String>) -> Self {
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+}
+
+/// A complete (not truncated) chat answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatAnswer {
+    pub content: String,
+    /// As the server gave it ("stop", …); `None` when it gave none.
+    pub finish_reason: Option<String>,
+}
+
+/// Token counts of one answer, when the server reports them.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub(crate) struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: Option<u64>,
+    #[serde(default)]
+    pub completion_tokens: Option<u64>,
+}
+
+pub(crate) fn chat_body(
+    model: &str,
+    messages: &[ChatMessage],
+    temperature: f64,
+    max_tokens: u32,
+) -> Value {
+    serde_json::json!({
+        "model": model,
+        "messages": messages,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+    })
+}
+
+pub(crate) fn embed_body(model: &str, inputs: &[String]) -> Value {
+    serde_json::json!({ "model": model, "input": inputs })
+}
+
+#[derive(Deserialize)]
+struct ChatResponse {
+    choices: Vec<ChatChoice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct ChatChoice {
+    message: ChatChoiceMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChatChoiceMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+/// The first choice of a chat completion; `Truncated` when it stopped at `max_tokens`.
+pub(crate) fn parse_chat(body: &str, max_tokens: u32) -> Result<(ChatAnswer, Usage), LlmError> {
+    let bad = |detail: String| LlmError::malformed(CHAT_PATH, detail, body);
+    let resp: ChatResponse = serde_json::from_str(body).map_err(|e| bad(e.to_string()))?;
+    let Some(choice) = resp.choices.into_iter().next() else {
+        return Err(bad("no choices".into()));
+    };
+    if choice.finish_reason.as_deref() == Some("length") {
+        return Err(LlmError::Truncated { max_tokens });
+    }
+    let Some(content) = choice.message.content else {
+        return Err(bad("choices[0].message.content is missing or null".into()));
+    };
+    let answer = ChatAnswer {
+        content,
+        finish_reason: choice.finish_reason,
+    };
+    Ok((answer, resp.usage.unwrap_or_default()))
+}
+
+#[derive(Deserialize)]
+struct EmbedResponse {
+    data: Vec<EmbedItem>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct EmbedItem {
+    embedding: Vec<f64>,
+    index: usize,
+}
+
+/// One embedding per input, in input order (by `index`), all of one dimension, all finite.
+pub(crate) fn parse_embeddings(
+    body: &str,
+    n_inputs: usize,
+) -> Result<(Vec<Vec<f32>>, Usage), LlmError> {
+    let bad = |detail: String| LlmError::malformed(EMBED_PATH, detail, body);
+    let resp: EmbedResponse = serde_json::from_str(body).map_err(|e| bad(e.to_string()))?;
+    if resp.data.len() != n_inputs {
+        return Err(bad(format!(
+            "{} embeddings for {n_inputs} inputs",
+            resp.data.len()
+        )));
+    }
+    let mut slots: Vec<Option<Vec<f32>>> = vec![None; n_inputs];
+    let mut dim = None;
+    for item in resp.data {
+        let i = item.index;
+        let slot = slots
+            .get_mut(i)
+            .ok_or_else(|| bad(format!("index {i} out of range for {n_inputs} inputs")))?;
+        if slot.is_some() {
+            return Err(bad(format!("index {i} appears twice")));
+        }
+        let d = *dim.get_or_insert(item.embedding.len());
+        if item.embedding.is_empty() || item.embedding.len() != d {
+            return Err(bad(format!(
+                "embedding {i} has dimension {}, expected {d} (and > 0)",
+                item.embedding.len()
+            )));
+        }
+        // f64 on the wire, f32 in memory: a value finite in f64 can still overflow f32.
+        let v: Vec<f32> = item.embedding.iter().map(|&x| x as f32).collect();
+        if let Some(j) = v.iter().position(|x| !x.is_finite()) {
+            return Err(bad(format!("embedding {i} has a non-finite value at {j}")));
+        }
+        *slot = Some(v);
+    }
+    // n_inputs items, each index in range and none twice: every slot is filled.
+    let out: Vec<Vec<f32>> = slots.into_iter().flatten().collect();
+    Ok((out, resp.usage.unwrap_or_default()))
+}
