@@ -239,3 +239,99 @@ fn bench_sdr_prints_the_documented_json() {
     // The counting allocator saw the kernel's scratch, and it is small.
     assert!(v["extra_bytes"].as_u64().unwrap() < 64 << 20, "{v}");
 }
+
+/// `promax recommend`: named users to stdout, every user to a file; train items never
+/// recommended; ranks ordered by score; an unknown user is an error.
+#[test]
+fn recommend_from_a_trained_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg_path = quick_config(tmp.path(), "");
+    let run = tmp.path().join("run");
+    let o = promax(&[
+        "train",
+        cfg_path.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let cfg = promax::config::load(&cfg_path, &[]).unwrap();
+    let ds = promax::data::load_dataset(&cfg.data).unwrap();
+    let train: std::collections::HashSet<(u32, u32)> = ds.train.iter().copied().collect();
+
+    let parse = |body: &str| -> Vec<(u32, usize, u32, f32)> {
+        let mut lines = body.lines();
+        assert_eq!(lines.next(), Some("user\trank\titem\tscore"));
+        lines
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (
+                    f[0].parse().unwrap(),
+                    f[1].parse().unwrap(),
+                    f[2].parse().unwrap(),
+                    f[3].parse().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let o = promax(&[
+        "recommend",
+        run.to_str().unwrap(),
+        "--users",
+        "0,5",
+        "-k",
+        "7",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let recs = parse(&out);
+    assert_eq!(recs.len(), 14);
+    for (n, w) in recs.iter().zip(recs.iter().skip(1)) {
+        if n.0 == w.0 {
+            assert_eq!(w.1, n.1 + 1);
+            assert!(w.3 <= n.3, "scores best first: {n:?} {w:?}");
+        }
+    }
+    assert!(recs.iter().all(|r| !train.contains(&(r.0, r.2))));
+
+    let file = tmp.path().join("recs.tsv");
+    let o = promax(&[
+        "recommend",
+        run.to_str().unwrap(),
+        "--all",
+        "--out",
+        file.to_str().unwrap(),
+        "-k",
+        "3",
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let all = parse(&std::fs::read_to_string(&file).unwrap());
+    assert_eq!(all.len(), ds.n_users * 3);
+    assert!(all.iter().all(|r| !train.contains(&(r.0, r.2))));
+    // The named users' lines are the same as in the full file.
+    let firsts: Vec<_> = all.iter().filter(|r| r.0 == 5).map(|r| r.2).collect();
+    let named: Vec<_> = recs
+        .iter()
+        .filter(|r| r.0 == 5)
+        .take(3)
+        .map(|r| r.2)
+        .collect();
+    assert_eq!(firsts, named);
+    let leftovers = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".tmp")
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+
+    let o = promax(&["recommend", run.to_str().unwrap(), "--users", "99999"]);
+    let (_, err) = text(&o);
+    assert!(
+        !o.status.success() && err.contains("user 99999 is out of range"),
+        "{err}"
+    );
+}

@@ -9,6 +9,7 @@ use promax::augment;
 use promax::config::{self, Config, DataConfig};
 use promax::data::{load_dataset, read_pairs, stats};
 use promax::model::Model;
+use promax::recommend::Recommender;
 use promax::registry::Registry;
 use promax::runfolder::write_atomic;
 use promax::trainer;
@@ -71,6 +72,22 @@ enum Command {
         /// Only write `user<TAB>budget` from the train counts to this file (no profiles).
         #[arg(long, value_name = "OUT.tsv")]
         budgets_only: Option<PathBuf>,
+    },
+    /// Top-K recommendations from a trained run folder (train items excluded).
+    Recommend {
+        run_dir: PathBuf,
+        /// Comma-separated user ids, e.g. `--users 1,2,3` (printed to stdout).
+        #[arg(long, value_delimiter = ',', conflicts_with = "all")]
+        users: Vec<u32>,
+        /// Every user, streamed to `--out`.
+        #[arg(long, requires = "out")]
+        all: bool,
+        /// Output file for `--all` (`user<TAB>rank<TAB>item<TAB>score`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Items per user.
+        #[arg(short, long, default_value_t = 20)]
+        k: usize,
     },
     /// Micro-benchmarks of the hot paths.
     Bench {
@@ -300,6 +317,33 @@ fn load_augment_profiles(
     promax::data::load_profiles(&cfg.data, n_u, n_i)?.context("no profiles configured")
 }
 
+fn cmd_recommend(run: &Path, users: &[u32], all: bool, out: Option<&Path>, k: usize) -> Result<()> {
+    let rec = Recommender::from_run(run)?;
+    if all {
+        let out = out.context("--all needs --out FILE")?;
+        rec.write_all(k, out)?;
+        println!(
+            "wrote {} recommendations for {} users to {}",
+            k,
+            rec.n_users(),
+            out.display()
+        );
+        return Ok(());
+    }
+    if users.is_empty() {
+        anyhow::bail!("name users with --users 1,2,3, or use --all --out FILE");
+    }
+    match out {
+        Some(path) => {
+            let mut text = Vec::new();
+            rec.write(users, k, &mut text)?;
+            write_atomic(path, &text)?;
+        }
+        None => rec.write(users, k, &mut std::io::stdout().lock())?,
+    }
+    Ok(())
+}
+
 fn cmd_eval(run: &Path) -> Result<()> {
     let cfg = config::load(&run.join("config.toml"), &[])?;
     init_threads(cfg.train.threads)?;
@@ -428,6 +472,13 @@ fn main() -> ExitCode {
             action: DataAction::Stats { dataset_dir },
         } => cmd_data_stats(&dataset_dir),
         Command::Bench { what } => cmd_bench(what),
+        Command::Recommend {
+            run_dir,
+            users,
+            all,
+            out,
+            k,
+        } => cmd_recommend(&run_dir, &users, all, out.as_deref(), k),
         Command::Augment {
             dataset_dir,
             config,
