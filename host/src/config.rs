@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::augment::{AugmentConfig, RERANK_MODES};
 use crate::llm::LlmConfig;
+use crate::profile::{EmbedConfig, ProfileConfig, MAX_EMBED_BATCH};
 use figment::error::Kind;
 use figment::value::{Dict, Map, Num, Tag, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
@@ -58,6 +59,10 @@ pub struct Config {
     pub eval: EvalConfig,
     /// Where results go.
     pub run: RunConfig,
+    /// `promax profile`: written user and item profiles through the chat endpoint.
+    pub profile: ProfileConfig,
+    /// `promax embed`: profile texts to `.npy` tables through the embeddings endpoint.
+    pub embed: EmbedConfig,
     /// `promax augment`: profile-guided retrieval and the sparsity level shift.
     pub augment: AugmentConfig,
     /// The OpenAI-compatible endpoint of the profile pipeline (re-ranking, profiles,
@@ -76,6 +81,8 @@ impl Default for Config {
             train: TrainConfig::default(),
             eval: EvalConfig::default(),
             run: RunConfig::default(),
+            profile: ProfileConfig::default(),
+            embed: EmbedConfig::default(),
             augment: AugmentConfig::default(),
             llm: LlmConfig::default(),
         }
@@ -563,6 +570,37 @@ impl Config {
                 "augment.max_candidates",
                 a.max_candidates,
                 "must be at least 1 candidate",
+            ));
+        }
+        let p = &self.profile;
+        if p.items_file.as_os_str().is_empty() {
+            return Err(bad(
+                "profile.items_file",
+                "",
+                "must name the item metadata file",
+            ));
+        }
+        if p.max_user_items == 0 {
+            return Err(bad(
+                "profile.max_user_items",
+                p.max_user_items,
+                "must be at least 1 item",
+            ));
+        }
+        let e = &self.embed;
+        for (key, path) in [
+            ("embed.user_texts", &e.user_texts),
+            ("embed.item_texts", &e.item_texts),
+        ] {
+            if path.as_os_str().is_empty() {
+                return Err(bad(key, "", "must name an `id<TAB>text` profile file"));
+            }
+        }
+        if !(1..=MAX_EMBED_BATCH).contains(&e.batch_size) {
+            return Err(bad(
+                "embed.batch_size",
+                e.batch_size,
+                format!("must be between 1 and {MAX_EMBED_BATCH} texts per request"),
             ));
         }
 

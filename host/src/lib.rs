@@ -12,6 +12,7 @@ pub mod losses;
 pub mod metrics;
 pub mod model;
 pub mod params;
+pub mod profile;
 pub mod recommend;
 pub mod registry;
 pub mod runfolder;

@@ -9,6 +9,7 @@ use promax::augment;
 use promax::config::{self, Config, DataConfig};
 use promax::data::{load_dataset, read_pairs, stats};
 use promax::model::Model;
+use promax::profile;
 use promax::recommend::Recommender;
 use promax::registry::Registry;
 use promax::runfolder::write_atomic;
@@ -53,18 +54,37 @@ enum Command {
         #[command(subcommand)]
         action: DataAction,
     },
+    /// Write item and user profiles with an LLM (chat endpoint, [llm]): items from the item
+    /// metadata file, users from their TRAIN items; answers cached, a rerun asks only for
+    /// what is missing.
+    Profile {
+        /// Folder with the item metadata file ([profile] items_file) and train.tsv; config
+        /// with [profile] and [llm].
+        #[command(flatten)]
+        data: DatasetArgs,
+        /// Which profiles: items, users (needs the item profiles) or both (items first).
+        #[arg(long, default_value = "both", value_parser = ["items", "users", "both"])]
+        what: String,
+    },
+    /// Embed the written profiles (embeddings endpoint, [llm]) into user_profiles.npy and
+    /// item_profiles.npy, the tables [data.profiles] and `promax augment` read.
+    Embed {
+        /// Folder with the profile texts ([embed] user_texts / item_texts); config with
+        /// [embed] and [llm].
+        #[command(flatten)]
+        data: DatasetArgs,
+        /// Which tables: items, users or both.
+        #[arg(long, default_value = "both", value_parser = ["items", "users", "both"])]
+        what: String,
+    },
     /// Build ProMax's augmented interaction set for a dataset folder: profile-guided
     /// retrieval from TRAIN interactions and [data.profiles], the sparsity level shift, and
     /// LLM re-ranking (or the dense-retrieval order without an endpoint).
     Augment {
-        /// Folder with train.tsv (and the profile files [data.profiles] names).
-        dataset_dir: PathBuf,
-        /// Config with [augment], [data.profiles] (and [llm]) settings; defaults without.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Override a config key, e.g. `--set augment.knn=10` (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        sets: Vec<String>,
+        /// Folder with train.tsv (and the profile files [data.profiles] names); config with
+        /// [augment], [data.profiles] (and [llm]).
+        #[command(flatten)]
+        data: DatasetArgs,
         /// Where to write the augmented set (default DATASET_DIR/augmented.tsv); a report
         /// goes beside it (`.report.json`).
         #[arg(long)]
@@ -94,6 +114,19 @@ enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+}
+
+/// A dataset folder and the config layers of the profile-pipeline commands.
+#[derive(clap::Args)]
+struct DatasetArgs {
+    /// The dataset folder (train.tsv, profile files, ...).
+    dataset_dir: PathBuf,
+    /// Config file with the command's sections; built-in defaults without.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a config key, e.g. `--set llm.chat_model=qwen2.5:7b` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -169,17 +202,33 @@ fn cmd_train(config: &Path, sets: &[String], out: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-fn cmd_augment(
-    dataset_dir: &Path,
-    config: Option<&Path>,
-    sets: &[String],
-    out: Option<&Path>,
-    budgets_only: Option<&Path>,
-) -> Result<()> {
-    // The folder is data.path (profile files resolve against it), set before validation.
-    let mut all_sets = vec![format!("data.path={}", dataset_dir.display())];
-    all_sets.extend(sets.iter().cloned());
-    let cfg = config::load_optional(config, &all_sets)?;
+/// The config of a dataset command: `data.path` is the dataset folder, set before the
+/// other layers' `--set`s.
+/// The config of a profile-pipeline command: the folder is `data.path` (profile files
+/// resolve against it), set before validation, then the user's layers.
+fn dataset_config(args: &DatasetArgs) -> Result<Config> {
+    let mut all_sets = vec![format!("data.path={}", args.dataset_dir.display())];
+    all_sets.extend(args.sets.iter().cloned());
+    Ok(config::load_optional(args.config.as_deref(), &all_sets)?)
+}
+
+fn cmd_profile(args: &DatasetArgs, what: &str) -> Result<()> {
+    let cfg = dataset_config(args)?;
+    let what = what.parse().map_err(anyhow::Error::msg)?;
+    profile::run_profile(&args.dataset_dir, &cfg, what, |r| println!("{r}"))?;
+    Ok(())
+}
+
+fn cmd_embed(args: &DatasetArgs, what: &str) -> Result<()> {
+    let cfg = dataset_config(args)?;
+    let what = what.parse().map_err(anyhow::Error::msg)?;
+    profile::run_embed(&args.dataset_dir, &cfg, what, |r| println!("{r}"))?;
+    Ok(())
+}
+
+fn cmd_augment(args: &DatasetArgs, out: Option<&Path>, budgets_only: Option<&Path>) -> Result<()> {
+    let cfg = dataset_config(args)?;
+    let dataset_dir = args.dataset_dir.as_path();
     let train_path = dataset_dir.join("train.tsv");
     let policy = cfg.data.duplicates.parse()?;
     let train = read_pairs(&train_path, None, None, policy)?;
@@ -479,19 +528,13 @@ fn main() -> ExitCode {
             out,
             k,
         } => cmd_recommend(&run_dir, &users, all, out.as_deref(), k),
+        Command::Profile { data, what } => cmd_profile(&data, &what),
+        Command::Embed { data, what } => cmd_embed(&data, &what),
         Command::Augment {
-            dataset_dir,
-            config,
-            sets,
+            data,
             out,
             budgets_only,
-        } => cmd_augment(
-            &dataset_dir,
-            config.as_deref(),
-            &sets,
-            out.as_deref(),
-            budgets_only.as_deref(),
-        ),
+        } => cmd_augment(&data, out.as_deref(), budgets_only.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

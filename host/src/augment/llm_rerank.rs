@@ -36,27 +36,59 @@ pub struct Prompt {
 }
 
 impl Prompt {
-    /// Parses a template: an optional system part ended by a line `---`, then the user part,
-    /// which must contain `{user_profile}`, `{candidates}` and `{budget}`.
+    /// Parses a re-ranking template: an optional system part ended by a line `---`, then the
+    /// user part, which must contain `{user_profile}`, `{candidates}` and `{budget}`.
     pub fn parse(text: &str) -> Result<Prompt, String> {
+        Self::parse_with(text, &["user_profile", "candidates", "budget"])
+    }
+
+    /// Parses a template whose user part must contain `{name}` for every name in
+    /// `placeholders` (names without braces).
+    pub fn parse_with(text: &str, placeholders: &[&str]) -> Result<Prompt, String> {
         let (system, user) = match text.split_once("\n---\n") {
             Some((s, u)) => (Some(s.trim().to_string()), u.to_string()),
             None => (None, text.to_string()),
         };
-        for key in ["{user_profile}", "{candidates}", "{budget}"] {
-            if !user.contains(key) {
-                return Err(format!("the prompt has no {key} placeholder"));
+        for name in placeholders {
+            if !user.contains(&format!("{{{name}}}")) {
+                return Err(format!("the prompt has no {{{name}}} placeholder"));
             }
         }
         Ok(Prompt { system, user })
     }
 
     fn render(&self, profile: &str, candidates: &str, budget: usize) -> Vec<ChatMessage> {
-        let user = self
-            .user
-            .replace("{user_profile}", profile)
-            .replace("{candidates}", candidates)
-            .replace("{budget}", &budget.to_string());
+        let budget = budget.to_string();
+        self.render_with(&[
+            ("user_profile", profile),
+            ("candidates", candidates),
+            ("budget", &budget),
+        ])
+    }
+
+    /// The conversation with every `{name}` of the user part replaced by its value, in one
+    /// pass (a value that itself contains `{name}` is left as it is).
+    pub fn render_with(&self, values: &[(&str, &str)]) -> Vec<ChatMessage> {
+        let mut user = String::with_capacity(self.user.len());
+        let mut rest = self.user.as_str();
+        while let Some(open) = rest.find('{') {
+            user.push_str(&rest[..open]);
+            rest = &rest[open..];
+            let hit = values.iter().find(|(name, _)| {
+                rest[1..].starts_with(name) && rest[1 + name.len()..].starts_with('}')
+            });
+            match hit {
+                Some((name, value)) => {
+                    user.push_str(value);
+                    rest = &rest[name.len() + 2..];
+                }
+                None => {
+                    user.push('{');
+                    rest = &rest[1..];
+                }
+            }
+        }
+        user.push_str(rest);
         let mut m = Vec::with_capacity(2);
         if let Some(s) = &self.system {
             m.push(ChatMessage::system(s.clone()));

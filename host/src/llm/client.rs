@@ -82,6 +82,18 @@ impl LlmClient {
 
     /// One chat completion (`POST {base_url}/chat/completions`), cached.
     pub fn chat(&self, messages: &[ChatMessage]) -> Result<ChatAnswer, LlmError> {
+        self.chat_checked(messages, &|_| Ok(()))
+    }
+
+    /// [`chat`](Self::chat) whose answer text must also pass `check` (e.g. "holds a JSON
+    /// object with a non-empty `summarization`"). An answer that fails is
+    /// [`LlmError::Malformed`]: retried like one, never cached, and a cached answer that
+    /// fails is fetched again, so a rerun asks again only for what failed before.
+    pub fn chat_checked(
+        &self,
+        messages: &[ChatMessage],
+        check: &(dyn Fn(&str) -> Result<(), String> + Sync),
+    ) -> Result<ChatAnswer, LlmError> {
         if self.cfg.chat_model.trim().is_empty() {
             return self.failed(LlmError::Config("chat_model is empty".into()));
         }
@@ -92,7 +104,17 @@ impl LlmClient {
             self.cfg.temperature,
             max_tokens,
         );
-        self.request(CHAT_PATH, &body, &|text| wire::parse_chat(text, max_tokens))
+        self.request(CHAT_PATH, &body, &|text| {
+            let (answer, usage) = wire::parse_chat(text, max_tokens)?;
+            check(&answer.content).map_err(|why| {
+                LlmError::malformed(
+                    CHAT_PATH,
+                    format!("answer rejected: {why}"),
+                    &answer.content,
+                )
+            })?;
+            Ok((answer, usage))
+        })
     }
 
     /// Embeddings of `inputs` in input order (`POST {base_url}/embeddings`), cached as one
