@@ -239,12 +239,13 @@ fn sdr(rng: &mut ChaCha8Rng) {
     println!("soft_ce_all_items {B}×{ITEMS}×{DIM} (fwd+bwd): {t}");
 }
 
-/// InfoNCE (forward + backward) at S2DR's shapes: users × users and the 4096-pair cross term.
+/// InfoNCE (forward + backward) at S2DR's shapes (users × users, the 4096-pair cross term)
+/// and SimGCL's (batch users against all 11,000 users).
 fn info_nce_bench(rng: &mut ChaCha8Rng) {
-    for n in [3000, 4096] {
+    for (n, m) in [(3000, 3000), (4096, 4096), (3000, USERS)] {
         let a = random(rng, n * DIM);
-        let b = random(rng, n * DIM);
-        let (mut da, mut db) = (vec![0f32; n * DIM], vec![0f32; n * DIM]);
+        let b = random(rng, m * DIM);
+        let (mut da, mut db) = (vec![0f32; n * DIM], vec![0f32; m * DIM]);
         let req = InfoNceRequest {
             a: a.as_slice().into(),
             b: b.as_slice().into(),
@@ -259,9 +260,9 @@ fn info_nce_bench(rng: &mut ChaCha8Rng) {
             }
         });
         // Credited: the logits and the two gradient products.
-        let flops = 6.0 * (n * n * DIM) as f64;
+        let flops = 6.0 * (n * m * DIM) as f64;
         println!(
-            "info_nce {n}×{n}×{DIM} (fwd+bwd):          {t}  => {:.1} GFLOP/s (best)",
+            "info_nce {n}×{m}×{DIM} (fwd+bwd):          {t}  => {:.1} GFLOP/s (best)",
             flops / t.best.as_secs_f64() / 1e9
         );
     }
