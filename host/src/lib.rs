@@ -4,6 +4,7 @@
 pub mod alloc;
 pub mod augment;
 pub mod bench;
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod eval;

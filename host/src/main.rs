@@ -41,6 +41,30 @@ enum Command {
     },
     /// Re-evaluate a finished run from its folder (config.toml + model.safetensors).
     Eval { run_dir: PathBuf },
+    /// Run an experiment matrix (datasets × backbones × methods × seeds, from a compare
+    /// file) and write the comparison report; resumable (finished cells are kept).
+    Compare {
+        /// Compare file (TOML: seeds, baseline, [[datasets]], [[backbones]], [[methods]]).
+        config: PathBuf,
+        /// Override a config key in every cell, e.g. `--set train.max_epochs=3` (repeatable;
+        /// after the compare file's own overrides).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Output folder: cells/<dataset>-<backbone>-<method>-s<seed>/ and report.* (default
+        /// runs/<compare file name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Cells trained at the same time, each a `promax train` child process with the
+        /// cores shared among them (train.threads, unless a cell sets it).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        jobs: u32,
+        /// Only write the report from the finished cells; train nothing.
+        #[arg(long)]
+        report_only: bool,
+        /// Stop after starting this many cells (for tests of resumption).
+        #[arg(long, hide = true)]
+        max_cells: Option<usize>,
+    },
     /// List plugins (built-in and found in plugin folders), or show one's hyperparameters.
     Plugins {
         #[command(subcommand)]
@@ -393,6 +417,11 @@ fn cmd_recommend(run: &Path, users: &[u32], all: bool, out: Option<&Path>, k: us
     Ok(())
 }
 
+fn cmd_compare(args: promax::compare::CompareArgs) -> Result<()> {
+    let exe = std::env::current_exe().context("finding the promax executable")?;
+    promax::compare::compare(&args, &exe)
+}
+
 fn cmd_eval(run: &Path) -> Result<()> {
     let cfg = config::load(&run.join("config.toml"), &[])?;
     init_threads(cfg.train.threads)?;
@@ -420,14 +449,24 @@ fn cmd_plugins(action: Option<PluginsAction>, config: Option<&Path>) -> Result<(
     let registry = Registry::discover(&dirs)?;
     match action {
         None => {
-            println!("{:<16} {:<10} {:<9} origin", "name", "kind", "version");
+            println!(
+                "{:<16} {:<10} {:<9} {:<10} hyperparameters (defaults; `plugins show NAME` documents them)",
+                "name", "kind", "version", "origin"
+            );
             for e in registry.entries() {
+                let hparams: Vec<String> = e
+                    .info
+                    .hparams
+                    .iter()
+                    .map(|h| format!("{}={}", h.name, h.default))
+                    .collect();
                 println!(
-                    "{:<16} {:<10} {:<9} {}",
+                    "{:<16} {:<10} {:<9} {:<10} {}",
                     e.info.name,
                     e.info.kind.as_str(),
                     e.info.version,
-                    e.origin
+                    e.origin.to_string(),
+                    hparams.join(" ")
                 );
             }
         }
@@ -516,6 +555,21 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train { config, sets, out } => cmd_train(&config, &sets, out.as_deref()),
         Command::Eval { run_dir } => cmd_eval(&run_dir),
+        Command::Compare {
+            config,
+            sets,
+            out,
+            jobs,
+            report_only,
+            max_cells,
+        } => cmd_compare(promax::compare::CompareArgs {
+            config,
+            sets,
+            out,
+            jobs: jobs as usize,
+            report_only,
+            max_cells,
+        }),
         Command::Plugins { action, config } => cmd_plugins(action, config.as_deref()),
         Command::Data {
             action: DataAction::Stats { dataset_dir },

@@ -41,6 +41,26 @@ pub struct RunSummary {
     pub n_params: usize,
     pub valid: BTreeMap<String, f64>,
     pub test: BTreeMap<String, f64>,
+    /// Test metrics per sparsity group of users (quartiles of TRAIN counts, the paper's
+    /// Fig. 5): `< Q1`, `[Q1, Q2)`, `[Q2, Q3)`, `>= Q3`. Empty in folders written before.
+    #[serde(default)]
+    pub test_groups: Vec<UserGroup>,
+}
+
+/// The test metrics of one group of users by TRAIN interaction count.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserGroup {
+    /// 0 (sparsest) to 3.
+    pub group: usize,
+    /// `< Q1`, `[Q1, Q2)`, `[Q2, Q3)` or `>= Q3`.
+    pub label: String,
+    /// Train count bounds: `lower <= n < upper` (`None`: unbounded).
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    /// Test users in the group.
+    pub users: usize,
+    /// Mean over those users, keyed like `test` (empty for an empty group).
+    pub metrics: BTreeMap<String, f64>,
 }
 
 /// A temporary name beside `path` (same folder, so the final rename is atomic), creating

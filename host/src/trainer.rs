@@ -412,6 +412,11 @@ pub fn train(cfg: &Config, ds: &Dataset, model: Model, out: &Path) -> Result<Run
         total_seconds: run_start.elapsed().as_secs_f64(),
         threads: rayon::current_num_threads(),
         n_params: t.model.n_params(),
+        test_groups: crate::eval::user_groups(
+            &test,
+            &crate::augment::counts(&ds.train, ds.n_users),
+            &cfg.eval.ks,
+        ),
         valid: valid.metrics,
         test: test.metrics,
     };

@@ -1,0 +1,291 @@
+//! Running the cells of a plan: each cell is `promax train OUT/cells/<cell>/config.toml
+//! --out OUT/cells/<cell>` in a child process of the current executable, one at a time or
+//! `jobs` at a time; a cell folder with `metrics.json` is finished and skipped, one without
+//! it (an interrupted run) is removed and run again.
+
+use std::collections::VecDeque;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{mpsc, Mutex};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::spec::{Cell, Plan};
+use crate::config::{self, Config};
+use crate::runfolder::{write_atomic, RunSummary};
+
+/// How to run a plan.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The output folder (cells under `cells/`, reports beside).
+    pub out: PathBuf,
+    /// Cells trained at the same time (child processes).
+    pub jobs: usize,
+    /// Stop after starting this many cells (tests of resumption); `None` = all.
+    pub max_cells: Option<usize>,
+    /// The `promax` executable the children run.
+    pub exe: PathBuf,
+}
+
+/// What a run of the matrix did.
+#[derive(Debug, Default)]
+pub struct RunOutcome {
+    /// Cells already finished before this run (skipped).
+    pub skipped: usize,
+    /// Cells trained now.
+    pub ran: usize,
+    /// Cells that failed now: (name, log file).
+    pub failed: Vec<(String, PathBuf)>,
+    /// Cells not finished when the run ended (failed, or left by `max_cells`).
+    pub unfinished: usize,
+}
+
+/// The folder of a cell.
+pub fn cell_dir(out: &Path, cell: &Cell) -> PathBuf {
+    out.join("cells").join(&cell.name)
+}
+
+/// Whether a cell has finished (its `metrics.json` exists: the trainer writes it last).
+pub fn is_finished(out: &Path, cell: &Cell) -> bool {
+    cell_dir(out, cell).join("metrics.json").is_file()
+}
+
+/// Worker threads per cell: the cell's own `train.threads` when it sets one, else the
+/// cores shared among the jobs.
+fn cell_config(cell: &Cell, jobs: usize) -> Config {
+    let mut cfg = cell.config.clone();
+    if jobs > 1 && cfg.train.threads == 0 {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        cfg.train.threads = (cores / jobs).max(1);
+    }
+    cfg
+}
+
+/// The first line where a finished cell's `config.toml` differs from what the compare file
+/// now resolves to (`train.threads` aside: results do not depend on it), if any.
+pub fn config_change(out: &Path, cell: &Cell) -> Option<String> {
+    let path = cell_dir(out, cell).join("config.toml");
+    let stored = match config::load(&path, &[]) {
+        Ok(c) => c,
+        Err(e) => return Some(format!("cannot read {}: {e}", path.display())),
+    };
+    let mut now = cell.config.clone();
+    now.train.threads = stored.train.threads;
+    if stored == now {
+        return None;
+    }
+    let (a, b) = (config::to_toml(&stored), config::to_toml(&now));
+    let (mut section, mut found) = (String::new(), None);
+    for (x, y) in a.lines().zip(b.lines()) {
+        if x.starts_with('[') {
+            section = x.to_owned();
+        }
+        if x != y {
+            found = Some(format!(
+                "{section} `{x}` was run, the compare file now gives `{y}`"
+            ));
+            break;
+        }
+    }
+    Some(found.unwrap_or_else(|| "the resolved configuration differs".into()))
+}
+
+fn progress(len: u64, pos: u64) -> ProgressBar {
+    if !std::io::stdout().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("cells [{bar:30}] {pos}/{len} {elapsed_precise} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_position(pos);
+    pb.enable_steady_tick(std::time::Duration::from_secs(1));
+    pb
+}
+
+/// What a worker reports to the thread that prints progress.
+enum Event<'a> {
+    Started(&'a Cell),
+    Done(&'a Cell, Box<Result<RunSummary>>, f64),
+}
+
+/// A line printed above the progress bar, or on stdout when there is none.
+fn say(pb: &ProgressBar, line: &str) {
+    if pb.is_hidden() {
+        println!("{line}");
+    } else {
+        pb.println(line);
+    }
+}
+
+/// Trains one cell in a child process; its output goes to `train.log` in the cell folder.
+fn run_cell(exe: &Path, out: &Path, cell: &Cell, jobs: usize) -> Result<RunSummary> {
+    let dir = cell_dir(out, cell);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("removing the unfinished {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cfg_path = dir.join("config.toml");
+    write_atomic(
+        &cfg_path,
+        config::to_toml(&cell_config(cell, jobs)).as_bytes(),
+    )?;
+    let log_path = dir.join("train.log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    let status = Command::new(exe)
+        .arg("train")
+        .arg(&cfg_path)
+        .arg("--out")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .status()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    if !status.success() {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        bail!("{status}: {last}");
+    }
+    read_summary(&dir)
+}
+
+/// A finished cell's `metrics.json`.
+pub fn read_summary(dir: &Path) -> Result<RunSummary> {
+    let path = dir.join("metrics.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Runs every unfinished cell of `plan` (in plan order, `jobs` at a time).
+pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome> {
+    let out = &opts.out;
+    std::fs::create_dir_all(out.join("cells"))
+        .with_context(|| format!("creating {}", out.display()))?;
+    let changed: Vec<String> = plan
+        .cells
+        .iter()
+        .filter(|c| is_finished(out, c))
+        .filter_map(|c| config_change(out, c).map(|why| format!("  {}: {why}", c.name)))
+        .collect();
+    if !changed.is_empty() {
+        bail!(
+            "finished cells in {} were run with another configuration than the compare file \
+             now gives; delete their folders to run them again, or use another --out:\n{}",
+            out.join("cells").display(),
+            changed.join("\n")
+        );
+    }
+    let total = plan.cells.len();
+    let todo: Vec<&Cell> = plan.cells.iter().filter(|c| !is_finished(out, c)).collect();
+    let half = todo.iter().filter(|c| cell_dir(out, c).exists()).count();
+    let mut outcome = RunOutcome {
+        skipped: total - todo.len(),
+        ..RunOutcome::default()
+    };
+    let limit = opts.max_cells.unwrap_or(usize::MAX).min(todo.len());
+    let jobs = opts.jobs.max(1);
+    println!(
+        "{}: {total} cells, {} finished already, {} to run{} ({} at a time) into {}",
+        plan.title,
+        outcome.skipped,
+        todo.len(),
+        if half > 0 {
+            format!(" ({half} unfinished, redone)")
+        } else {
+            String::new()
+        },
+        jobs.min(limit.max(1)),
+        out.display()
+    );
+    let pb = progress(total as u64, outcome.skipped as u64);
+    let queue = Mutex::new(todo[..limit].iter().copied().collect::<VecDeque<&Cell>>());
+    let (tx, rx) = mpsc::channel::<Event>();
+    let mut running: Vec<&str> = Vec::new();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(limit) {
+            let tx = tx.clone();
+            let queue = &queue;
+            s.spawn(move || loop {
+                let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                let Some(cell) = next else { break };
+                if tx.send(Event::Started(cell)).is_err() {
+                    break;
+                }
+                let start = Instant::now();
+                let r = run_cell(&opts.exe, out, cell, jobs);
+                if tx
+                    .send(Event::Done(
+                        cell,
+                        Box::new(r),
+                        start.elapsed().as_secs_f64(),
+                    ))
+                    .is_err()
+                {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for event in rx {
+            let (cell, r, secs) = match event {
+                Event::Started(cell) => {
+                    running.push(&cell.name);
+                    pb.set_message(format!("running {}", running.join(", ")));
+                    continue;
+                }
+                Event::Done(cell, r, secs) => (cell, *r, secs),
+            };
+            running.retain(|n| *n != cell.name);
+            pb.set_message(format!("running {}", running.join(", ")));
+            pb.inc(1);
+            let done = pb.position();
+            match r {
+                Ok(sum) => {
+                    outcome.ran += 1;
+                    let m = |k: &str| sum.test.get(k).copied().unwrap_or(f64::NAN);
+                    say(
+                        &pb,
+                        &format!(
+                            "[{done}/{total}] {}: test recall@20 {:.4} ndcg@20 {:.4}, best epoch \
+                             {} of {}, {:.2} s/epoch, {secs:.1} s",
+                            cell.name,
+                            m("recall@20"),
+                            m("ndcg@20"),
+                            sum.best_epoch,
+                            sum.epochs_run,
+                            sum.seconds_per_epoch
+                        ),
+                    );
+                }
+                Err(e) => {
+                    let log = cell_dir(out, cell).join("train.log");
+                    say(
+                        &pb,
+                        &format!(
+                            "[{done}/{total}] {}: FAILED ({e:#}); log: {}",
+                            cell.name,
+                            log.display()
+                        ),
+                    );
+                    outcome.failed.push((cell.name.clone(), log));
+                }
+            }
+        }
+    });
+    pb.finish_and_clear();
+    outcome.unfinished = plan.cells.iter().filter(|c| !is_finished(out, c)).count();
+    Ok(outcome)
+}
