@@ -3,31 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::{ok, promax, repo};
 
 fn shared(name: &str) -> PathBuf {
     repo().join("../shared/data").join(name)
-}
-
-fn promax(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_promax"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("running promax")
-}
-
-fn ok(o: &Output) -> String {
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-    );
-    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
-    out.into_owned()
 }
 
 fn err(o: &Output) -> String {

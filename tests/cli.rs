@@ -2,27 +2,9 @@
 //! small hand-written dataset folders.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn promax(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_promax"))
-        .args(args)
-        .current_dir(repo())
-        .env_remove("PROMAX_PLUGIN_PATH")
-        .output()
-        .expect("running promax")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
+mod common;
+use common::{promax, repo, text};
 
 /// A config that extends the quick start with fewer epochs.
 fn quick_config(dir: &Path, extra: &str) -> PathBuf {

@@ -5,30 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::SystemTime;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn promax(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_promax"))
-        .args(args)
-        .current_dir(repo())
-        .env_remove("PROMAX_PLUGIN_PATH")
-        .output()
-        .expect("running promax")
-}
-
-fn ok(o: &Output) -> String {
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    );
-    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
-    out
-}
+mod common;
+use common::{ok, promax, repo};
 
 const SEEDS: [u64; 2] = [11, 12];
 const BACKBONES: [&str; 2] = ["mf", "lightgcn"];

@@ -4,12 +4,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
+
+mod common;
+use common::{ok, promax};
 
 /// A server thread answering one request per connection; lives until the test ends.
 struct Server {
@@ -110,27 +112,6 @@ fn embeddings(req: &Value) -> String {
         })
         .collect();
     json!({"object": "list", "data": data}).to_string()
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn promax(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_promax"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("running promax")
-}
-
-fn ok(o: &Output) -> String {
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-    );
-    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
-    out.into_owned()
 }
 
 /// 4 items (item 3 only in valid/test), 3 users.
