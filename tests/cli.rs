@@ -75,6 +75,59 @@ fn train_writes_a_complete_run_folder_and_eval_reproduces_it() {
     let again: serde_json::Value = serde_json::from_str(&out).unwrap();
     let r = again["test"]["recall@20"].as_f64().unwrap();
     assert!((r - r20).abs() < 1e-9, "eval {r} vs train {r20}");
+    assert_eq!(again["test_groups"], m["test_groups"]);
+}
+
+/// Rewrites a run's `metrics.json` through `edit`.
+fn edit_metrics(run: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut m = metrics(run);
+    edit(&mut m);
+    std::fs::write(run.join("metrics.json"), m.to_string()).unwrap();
+}
+
+#[test]
+fn eval_add_groups_restores_the_groups_of_an_older_run_folder_and_refuses_a_foreign_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = quick_config(tmp.path(), "");
+    let run = tmp.path().join("run");
+    let o = promax(&[
+        "train",
+        cfg.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let original = metrics(&run);
+    let groups = original["test_groups"].as_array().unwrap().clone();
+    assert_eq!(groups.len(), 4, "{original}");
+    let users: u64 = groups.iter().map(|g| g["users"].as_u64().unwrap()).sum();
+    assert!(users > 0, "{original}");
+
+    // A folder from before metrics.json had test_groups.
+    edit_metrics(&run, |m| {
+        m.as_object_mut().unwrap().remove("test_groups");
+    });
+    let o = promax(&["eval", run.to_str().unwrap(), "--add-groups"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(metrics(&run), original);
+
+    // Stored numbers the checkpoint does not reproduce: refused, the file left as it was.
+    edit_metrics(&run, |m| {
+        m.as_object_mut().unwrap().remove("test_groups");
+        m["test"]["recall@20"] = serde_json::json!(0.5);
+    });
+    let before = std::fs::read_to_string(run.join("metrics.json")).unwrap();
+    let o = promax(&["eval", run.to_str().unwrap(), "--add-groups"]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("recall@20") && err.contains("0.5") && err.contains("metrics.json"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.json")).unwrap(),
+        before
+    );
 }
 
 #[test]

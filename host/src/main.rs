@@ -40,7 +40,14 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Re-evaluate a finished run from its folder (config.toml + model.safetensors).
-    Eval { run_dir: PathBuf },
+    Eval {
+        run_dir: PathBuf,
+        /// Also write the per-user-group test metrics into the folder's `metrics.json`
+        /// (for folders written before it had them); refused unless the re-evaluation
+        /// reproduces the stored test metrics.
+        #[arg(long)]
+        add_groups: bool,
+    },
     /// Run an experiment matrix (datasets × backbones × methods × seeds, from a compare
     /// file) and write the comparison report; resumable (finished cells are kept).
     Compare {
@@ -422,16 +429,23 @@ fn cmd_compare(args: promax::compare::CompareArgs) -> Result<()> {
     promax::compare::compare(&args, &exe)
 }
 
-fn cmd_eval(run: &Path) -> Result<()> {
+fn cmd_eval(run: &Path, add_groups: bool) -> Result<()> {
     let cfg = config::load(&run.join("config.toml"), &[])?;
     init_threads(cfg.train.threads)?;
     let registry = Registry::discover(&cfg.plugin_dirs)?;
     let ds = load_dataset(&cfg.data)?;
     let model = Model::build(&cfg, &registry, &ds)?;
     let (valid, test) = trainer::evaluate_run(&cfg, &ds, model, run)?;
+    let groups =
+        promax::eval::user_groups(&test, &augment::counts(&ds.train, ds.n_users), &cfg.eval.ks);
+    if add_groups {
+        // Evaluation is deterministic; the tolerance only absorbs summation-order noise.
+        promax::runfolder::add_test_groups(run, &test.metrics, groups.clone(), 1e-6)?;
+    }
     let out = serde_json::json!({
         "valid": valid.metrics,
         "test": test.metrics,
+        "test_groups": groups,
         "valid_users": valid.users.len(),
         "test_users": test.users.len(),
         "valid_seconds": valid.seconds,
@@ -554,7 +568,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train { config, sets, out } => cmd_train(&config, &sets, out.as_deref()),
-        Command::Eval { run_dir } => cmd_eval(&run_dir),
+        Command::Eval {
+            run_dir,
+            add_groups,
+        } => cmd_eval(&run_dir, add_groups),
         Command::Compare {
             config,
             sets,

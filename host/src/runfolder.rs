@@ -141,6 +141,44 @@ pub fn write_epochs(dir: &Path, rows: &[EpochRow]) -> Result<()> {
     write_atomic(&dir.join("epochs.csv"), s.as_bytes())
 }
 
+/// Reads a finished run's `metrics.json`.
+pub fn read_metrics(dir: &Path) -> Result<RunSummary> {
+    let path = dir.join("metrics.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Adds per-user-group test metrics to a run folder written before `metrics.json` had them.
+/// `test` and `groups` come from re-evaluating the folder's checkpoint; they are written
+/// only if `test` reproduces every stored test metric (within `tol`), so the groups belong
+/// to the same model as the numbers beside them.
+pub fn add_test_groups(
+    dir: &Path,
+    test: &BTreeMap<String, f64>,
+    groups: Vec<UserGroup>,
+    tol: f64,
+) -> Result<()> {
+    let mut summary = read_metrics(dir)?;
+    for (name, stored) in &summary.test {
+        let Some(now) = test.get(name) else {
+            bail!(
+                "{}: test metric {name} is stored but was not recomputed (eval.ks changed?)",
+                dir.join("metrics.json").display()
+            );
+        };
+        if (now - stored).abs() > tol {
+            bail!(
+                "{}: re-evaluating the checkpoint gives test {name} = {now}, but {stored} is \
+                 stored: the checkpoint does not belong to these metrics, nothing written",
+                dir.join("metrics.json").display()
+            );
+        }
+    }
+    summary.test_groups = groups;
+    write_metrics(dir, &summary)
+}
+
 /// Writes `metrics.json`.
 pub fn write_metrics(dir: &Path, summary: &RunSummary) -> Result<()> {
     let text = serde_json::to_string_pretty(summary)?;

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::runner::{cell_dir, is_finished, read_summary};
+use super::runner::{cell_dir, is_finished};
 use super::spec::Plan;
 use super::stats::{improvement_pct, mean, paired_t_test, sample_std};
 use crate::eval::GROUP_LABELS;
@@ -144,7 +144,7 @@ pub fn build(plan: &Plan, out: &Path) -> Result<Report> {
             continue;
         }
         let dir = cell_dir(out, cell);
-        results.push((cell, read_summary(&dir)?));
+        results.push((cell, crate::runfolder::read_metrics(&dir)?));
         curves.push(Curve {
             cell: cell.name.clone(),
             dataset: cell.dataset.clone(),

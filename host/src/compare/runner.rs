@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::spec::{Cell, Plan};
 use crate::config::{self, Config};
-use crate::runfolder::{write_atomic, RunSummary};
+use crate::runfolder::{self, write_atomic, RunSummary};
 
 /// How to run a plan.
 #[derive(Debug, Clone)]
@@ -158,15 +158,7 @@ fn run_cell(exe: &Path, out: &Path, cell: &Cell, jobs: usize) -> Result<RunSumma
             .unwrap_or("");
         bail!("{status}: {last}");
     }
-    read_summary(&dir)
-}
-
-/// A finished cell's `metrics.json`.
-pub fn read_summary(dir: &Path) -> Result<RunSummary> {
-    let path = dir.join("metrics.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    runfolder::read_metrics(&dir)
 }
 
 /// Runs every unfinished cell of `plan` (in plan order, `jobs` at a time).
