@@ -23,11 +23,10 @@ fn metrics(run: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
-#[test]
-fn train_writes_a_complete_run_folder_and_eval_reproduces_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = quick_config(tmp.path(), "");
-    let run = tmp.path().join("run");
+/// Trains the quick config into `dir/run` and returns the run folder.
+fn train_quick(dir: &Path) -> PathBuf {
+    let cfg = quick_config(dir, "");
+    let run = dir.join("run");
     let o = promax(&[
         "train",
         cfg.to_str().unwrap(),
@@ -36,6 +35,13 @@ fn train_writes_a_complete_run_folder_and_eval_reproduces_it() {
     ]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
+    run
+}
+
+#[test]
+fn train_writes_a_complete_run_folder_and_eval_reproduces_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = train_quick(tmp.path());
     for f in [
         "config.toml",
         "metrics.json",
@@ -88,15 +94,7 @@ fn edit_metrics(run: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
 #[test]
 fn eval_add_groups_restores_the_groups_of_an_older_run_folder_and_refuses_a_foreign_one() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = quick_config(tmp.path(), "");
-    let run = tmp.path().join("run");
-    let o = promax(&[
-        "train",
-        cfg.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o).1);
+    let run = train_quick(tmp.path());
     let original = metrics(&run);
     let groups = original["test_groups"].as_array().unwrap().clone();
     assert_eq!(groups.len(), 4, "{original}");
