@@ -240,15 +240,19 @@ fn plugins_are_listed_and_shown() {
     let o = promax(&["plugins"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    for name in ["mf", "lightgcn"] {
+    for (name, kind) in [
+        ("mf", "backbone"),
+        ("gccf", "backbone"),
+        ("lightgcn", "backbone"),
+        ("simgcl", "backbone"),
+        ("promax", "augmenter"),
+        ("rlmrec-con", "augmenter"),
+    ] {
         let line = out
             .lines()
-            .find(|l| l.starts_with(name))
+            .find(|l| l.split_whitespace().next() == Some(name))
             .unwrap_or_default();
-        assert!(
-            line.contains("backbone") && line.contains("built-in"),
-            "{out}"
-        );
+        assert!(line.contains(kind) && line.contains("built-in"), "{out}");
     }
     let o = promax(&["plugins", "show", "lightgcn"]);
     let (out, _) = text(&o);

@@ -1,61 +1,61 @@
-//! ProMax end to end on the built-in synthetic dataset: profiles that carry the planted
-//! signal lift the backbone's test recall.
+//! The profile augmenters (ProMax, RLMRec-Con) end to end on the built-in synthetic
+//! dataset: profiles that carry the planted signal lift the backbone's test recall, noise
+//! profiles do not.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::{ok, promax};
+
+/// The augmenters under test, each against lightgcn-synthetic.toml.
+const WITH_PROFILES: [&str; 2] = [
+    "configs/experiments/promax-lightgcn-synthetic.toml",
+    "configs/experiments/rlmrec-con-lightgcn-synthetic.toml",
+];
 
 fn test_recall(config: &str, sets: &[&str], out: &Path) -> f64 {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_promax"));
-    cmd.arg("train")
-        .arg(repo().join(config))
-        .arg("--out")
-        .arg(out);
+    let out_s = out.to_str().unwrap();
+    let mut args = vec!["train", config, "--out", out_s];
     for s in sets {
-        cmd.args(["--set", s]);
+        args.extend(["--set", s]);
     }
-    let o = cmd.current_dir(repo()).output().expect("running promax");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(&promax(&args));
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
     m["test"]["recall@20"].as_f64().unwrap()
 }
 
-#[test]
-fn signal_carrying_profiles_raise_test_recall() {
+/// Test recall@20 of the bare backbone and of each augmenter, on the same data.
+fn recalls(sets: &[&str]) -> (f64, Vec<(&'static str, f64)>) {
     let tmp = tempfile::tempdir().unwrap();
     let base = test_recall(
         "configs/experiments/lightgcn-synthetic.toml",
-        &[],
-        &tmp.path().join("a"),
+        sets,
+        &tmp.path().join("base"),
     );
-    let pm = test_recall(
-        "configs/experiments/promax-lightgcn-synthetic.toml",
-        &[],
-        &tmp.path().join("b"),
-    );
-    assert!(pm > base + 0.03, "ProMax {pm:.4} vs LightGCN {base:.4}");
+    let with = WITH_PROFILES
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (*c, test_recall(c, sets, &tmp.path().join(i.to_string()))))
+        .collect();
+    (base, with)
+}
+
+#[test]
+fn signal_carrying_profiles_raise_test_recall() {
+    let (base, with) = recalls(&[]);
+    for (config, r) in with {
+        assert!(r > base + 0.03, "{config}: {r:.4} vs LightGCN {base:.4}");
+    }
 }
 
 #[test]
 fn without_signal_the_profiles_do_not_help() {
-    let tmp = tempfile::tempdir().unwrap();
-    let noise = ["data.synthetic.profile_signal=0"];
-    let base = test_recall(
-        "configs/experiments/lightgcn-synthetic.toml",
-        &noise,
-        &tmp.path().join("a"),
-    );
-    let pm = test_recall(
-        "configs/experiments/promax-lightgcn-synthetic.toml",
-        &noise,
-        &tmp.path().join("b"),
-    );
-    assert!(
-        pm < base + 0.01,
-        "noise profiles should not help: ProMax {pm:.4} vs {base:.4}"
-    );
+    let (base, with) = recalls(&["data.synthetic.profile_signal=0"]);
+    for (config, r) in with {
+        assert!(
+            r < base + 0.01,
+            "noise profiles should not help: {config}: {r:.4} vs LightGCN {base:.4}"
+        );
+    }
 }

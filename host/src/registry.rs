@@ -68,6 +68,7 @@ fn builtin_modules() -> Vec<PluginModRef> {
         promax_mf::root_module(),
         promax_lightgcn::root_module(),
         promax_promax::root_module(),
+        promax_rlmrec_con::root_module(),
         promax_gccf::root_module(),
         promax_simgcl::root_module(),
     ]

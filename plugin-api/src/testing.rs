@@ -30,6 +30,10 @@ impl SplitMix {
     pub fn symmetric(&mut self, a: f64) -> f64 {
         (2.0 * self.uniform() - 1.0) * a
     }
+    /// `n` values uniform in [-1, 1).
+    pub fn noise(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.symmetric(1.0) as f32).collect()
+    }
 }
 
 /// One mismatch between an analytic and a numeric derivative.
@@ -238,6 +242,18 @@ pub fn env(n_users: usize, n_items: usize) -> Env<'static> {
     }
 }
 
+/// [`env`] with profile embeddings (tests of augmenters that read them).
+pub fn env_with_profiles<'a>(
+    n_users: usize,
+    n_items: usize,
+    profiles: Option<crate::sdk::Profiles<'a>>,
+) -> Env<'a> {
+    Env {
+        profiles,
+        ..env(n_users, n_items)
+    }
+}
+
 /// The training view over `adj` (users then items) and its transpose `adj_t`, as the host
 /// passes it while training (tests).
 pub fn graph_view<'a>(n_users: usize, adj: CsrView<'a>, adj_t: CsrView<'a>) -> GraphView<'a> {
@@ -263,12 +279,20 @@ pub struct AugmenterCase<'a> {
     pub neg: &'a [u32],
 }
 
+/// The augmenter's own tables: flat parameters, their layout, and a gradient buffer.
+struct OwnTables<'p> {
+    params: &'p [f32],
+    layout: &'p [TableLayout],
+    grads: &'p mut [f32],
+}
+
 fn augmenter_loss(
     a: &mut AugmenterBox,
     k: &KernelsRef<'_>,
     case: &AugmenterCase<'_>,
     views: &[Vec<f32>],
     grads: &mut [Vec<f32>],
+    own: OwnTables<'_>,
 ) -> Result<f64, String> {
     let (nu, ni, w) = (case.n_users, case.n_items, case.width);
     let refs: Vec<EmbRef<'_>> = views
@@ -297,25 +321,25 @@ fn augmenter_loss(
         step: 1,
         seed: 1,
     };
-    let mut no_grads: Vec<f32> = Vec::new();
     let terms = a
         .loss(
             k.sabi_reborrow(),
             batch,
             refs.as_slice().into(),
             muts.as_mut_slice().into(),
-            Params::new(&[], &[]).to_abi(),
-            Grads::new(&mut no_grads, &[]).to_abi(),
+            Params::new(own.params, own.layout).to_abi(),
+            Grads::new(own.grads, own.layout).to_abi(),
         )
         .into_result()
         .map_err(|e| e.into_string())?;
     Ok(terms.iter().map(|t| t.value).sum())
 }
 
-/// Checks an augmenter's gradients w.r.t. every view's embeddings against central
-/// differences of its summed loss terms, at `samples` entries per view. The augmenter must
-/// have no tables of its own (those are checked like a backbone's). Returns the mismatches
-/// as (view, entry) pairs.
+/// Checks an augmenter's gradients against central differences of its summed loss terms,
+/// at `samples` entries of every view's embeddings and of its own tables (random values,
+/// as [`random_params`]). Returns the mismatches as (input, entry) pairs: input `v` below
+/// the number of views is view `v`; input `views.len()` is the augmenter's own tables,
+/// flattened in declaration order.
 pub fn check_augmenter_gradients(
     a: &mut AugmenterBox,
     k: &KernelsRef<'_>,
@@ -323,19 +347,52 @@ pub fn check_augmenter_gradients(
     samples: usize,
     seed: u64,
 ) -> Result<Vec<(usize, Mismatch)>, String> {
-    let mut grads: Vec<Vec<f32>> = case.views.iter().map(|v| vec![0f32; v.len()]).collect();
+    let layout = layout_of(&a.tables());
+    let params = random_params(&layout, seed ^ 0xA11);
     let views = case.views.clone();
-    augmenter_loss(a, k, case, &views, &mut grads)?;
+    let mut grads: Vec<Vec<f32>> = views.iter().map(|v| vec![0f32; v.len()]).collect();
+    // Table gradients accumulate (`+=`): start from non-zero values so that a plugin that
+    // overwrites the buffer fails the check.
+    let mut rng = SplitMix(seed ^ 0xACC);
+    let start: Vec<f32> = (0..params.len())
+        .map(|_| rng.symmetric(1.0) as f32)
+        .collect();
+    let mut table_grads = start.clone();
+    let own = OwnTables {
+        params: &params,
+        layout: &layout,
+        grads: &mut table_grads,
+    };
+    augmenter_loss(a, k, case, &views, &mut grads, own)?;
+    table_grads
+        .iter_mut()
+        .zip(&start)
+        .for_each(|(g, s)| *g -= s);
+    // Input `v` < views.len() is a view; the last is the own tables.
+    let mut inputs = views.clone();
+    inputs.push(params.clone());
+    grads.push(table_grads);
     let mut bad = Vec::new();
-    for v in 0..views.len() {
-        let idx = sample_indices(views[v].len(), samples, seed ^ v as u64);
-        let mut x = views[v].clone();
+    for v in 0..inputs.len() {
+        let idx = sample_indices(inputs[v].len(), samples, seed ^ v as u64);
+        let mut x = inputs[v].clone();
         let mut err = None;
         let found = finite_difference_check(&mut x, &grads[v], &idx, 1e-2, 2e-3, 1e-4, |p| {
             let mut vs = views.clone();
-            vs[v].copy_from_slice(p);
+            let mut ps = params.clone();
+            if v < views.len() {
+                vs[v].copy_from_slice(p);
+            } else {
+                ps.copy_from_slice(p);
+            }
             let mut scratch: Vec<Vec<f32>> = vs.iter().map(|x| vec![0f32; x.len()]).collect();
-            augmenter_loss(a, k, case, &vs, &mut scratch).unwrap_or_else(|e| {
+            let mut scratch_tables = vec![0f32; ps.len()];
+            let own = OwnTables {
+                params: &ps,
+                layout: &layout,
+                grads: &mut scratch_tables,
+            };
+            augmenter_loss(a, k, case, &vs, &mut scratch, own).unwrap_or_else(|e| {
                 err = Some(e);
                 0.0
             })

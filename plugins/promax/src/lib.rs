@@ -484,12 +484,8 @@ mod tests {
     use promax_kernels::CpuKernels;
     use promax_plugin_api::sdk::{augmenter_box, parse_hparams, Profiles};
     use promax_plugin_api::testing::{
-        check_augmenter_gradients, compute, env, AugmenterCase, SplitMix,
+        check_augmenter_gradients, compute, env_with_profiles, AugmenterCase, SplitMix,
     };
-
-    fn noise(n: usize, rng: &mut SplitMix) -> Vec<f32> {
-        (0..n).map(|_| rng.symmetric(1.0) as f32).collect()
-    }
 
     fn promax(
         text: &str,
@@ -497,17 +493,14 @@ mod tests {
         ni: usize,
         profiles: Option<Profiles<'_>>,
     ) -> PluginResult<Promax> {
-        let h = parse_hparams(text)?;
-        let mut e = env(nu, ni);
-        e.profiles = profiles;
-        Promax::new(h, &e)
+        Promax::new(parse_hparams(text)?, &env_with_profiles(nu, ni, profiles))
     }
 
     #[test]
     fn gradients_match_finite_differences() {
         let (nu, ni, w, pd) = (6, 9, 4, 5);
         let mut rng = SplitMix(5);
-        let (pu, pi) = (noise(nu * pd, &mut rng), noise(ni * pd, &mut rng));
+        let (pu, pi) = (rng.noise(nu * pd), rng.noise(ni * pd));
         let profiles = Profiles {
             dim: pd,
             users: &pu,
@@ -530,7 +523,7 @@ mod tests {
                 // finite-difference step (1e-2) far inside the region where it is smooth.
                 views: (0..n_views)
                     .map(|_| {
-                        let mut v = noise((nu + ni) * w, &mut rng);
+                        let mut v = rng.noise((nu + ni) * w);
                         unit_rows(&mut v, w);
                         v.iter_mut().for_each(|x| *x *= 2.0);
                         v
@@ -550,7 +543,7 @@ mod tests {
     fn noise_profiles_put_every_entropy_weight_at_the_floor() {
         let (nu, ni, pd) = (50, 300, 64);
         let mut rng = SplitMix(8);
-        let (pu, pi) = (noise(nu * pd, &mut rng), noise(ni * pd, &mut rng));
+        let (pu, pi) = (rng.noise(nu * pd), rng.noise(ni * pd));
         let profiles = Profiles {
             dim: pd,
             users: &pu,

@@ -1,0 +1,667 @@
+//! RLMRec-Con (Ren et al., WWW'24), the contrastive variant, as an augmenter: a trainable
+//! MLP maps every profile embedding into the model's space, and InfoNCE over cosines
+//! pulls each batch user (positive item, negative item) towards its own mapped profile.
+//! It sees only final embeddings, so it composes with any backbone.
+//!
+//! Follows the authors' code (HKUDS/RLMRec, `lightgcn_plus.py`): with
+//! `InfoNCE(a, b, all) = Σ_rows [ −cos(a, b)/τ + ln Σ_all exp(cos(a, all)/τ) ]`,
+//! `L = weight · ( InfoNCE(u, mlp(P_u), mlp(P_all users)) + InfoNCE(pos, mlp(P_pos), mlp(P_pos))
+//! + InfoNCE(neg, mlp(P_neg), mlp(P_neg)) ) / B`, the MLP
+//! `Linear(D, (D + d)/2) → LeakyReLU(0.01) → Linear(d)` applied to the raw profiles.
+
+use promax_plugin_api::prelude::*;
+use promax_plugin_api::{InfoNceRequest, PairedNceRequest};
+use serde::{Deserialize, Serialize};
+
+/// RLMRec-Con hyperparameters (defaults: the published Amazon-Book / Yelp settings).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RlmrecConHparams {
+    pub weight: f32,
+    pub tau: f32,
+    pub width: usize,
+    pub hidden: usize,
+}
+
+impl Default for RlmrecConHparams {
+    fn default() -> Self {
+        RlmrecConHparams {
+            weight: 1e-2,
+            tau: 0.2,
+            width: 32,
+            hidden: 0,
+        }
+    }
+}
+
+/// PyTorch's `LeakyReLU()` default slope, as the reference MLP uses.
+const LEAKY_SLOPE: f32 = 0.01;
+
+/// Table indices of the MLP, in declaration order.
+const W1: usize = 0;
+const B1: usize = 1;
+const W2: usize = 2;
+const B2: usize = 3;
+
+/// A two-layer perceptron `x W1 + b1 → LeakyReLU → · W2 + b2` over row-major batches,
+/// its products on the host's kernels.
+#[derive(Clone, Copy, Debug)]
+struct Mlp {
+    d_in: usize,
+    hidden: usize,
+    d_out: usize,
+}
+
+/// What the backward pass of one MLP call needs.
+struct MlpTape {
+    rows: usize,
+    /// Pre-activations of the hidden layer (rows × hidden).
+    pre: Vec<f32>,
+    /// Activations of the hidden layer (rows × hidden).
+    act: Vec<f32>,
+}
+
+fn gemm_spec(m: usize, n: usize, k: usize, trans_a: bool, beta: f32) -> GemmSpec {
+    GemmSpec {
+        m,
+        n,
+        k,
+        trans_a,
+        trans_b: false,
+        alpha: 1.0,
+        beta,
+    }
+}
+
+impl Mlp {
+    fn tables(&self) -> Vec<TableSpec> {
+        vec![
+            table("w1", self.d_in, self.hidden, Init::XavierUniform),
+            table("b1", 1, self.hidden, Init::Zeros),
+            table("w2", self.hidden, self.d_out, Init::XavierUniform),
+            table("b2", 1, self.d_out, Init::Zeros),
+        ]
+    }
+
+    /// Maps `rows` rows of `x` (rows × d_in); returns the output (rows × d_out) and the tape.
+    fn forward(
+        &self,
+        k: &Compute<'_>,
+        p: &Params<'_>,
+        x: &[f32],
+    ) -> PluginResult<(Vec<f32>, MlpTape)> {
+        let rows = x.len() / self.d_in;
+        let mut pre = broadcast_rows(p.table(B1), rows);
+        k.gemm(
+            gemm_spec(rows, self.hidden, self.d_in, false, 1.0),
+            x,
+            p.table(W1),
+            &mut pre,
+        )?;
+        let act: Vec<f32> = pre
+            .iter()
+            .map(|&v| if v > 0.0 { v } else { LEAKY_SLOPE * v })
+            .collect();
+        let mut out = broadcast_rows(p.table(B2), rows);
+        k.gemm(
+            gemm_spec(rows, self.d_out, self.hidden, false, 1.0),
+            &act,
+            p.table(W2),
+            &mut out,
+        )?;
+        Ok((out, MlpTape { rows, pre, act }))
+    }
+
+    /// Accumulates the tables' gradients for output gradient `d_out` (rows × d_out).
+    fn backward(
+        &self,
+        k: &Compute<'_>,
+        p: &Params<'_>,
+        x: &[f32],
+        tape: &MlpTape,
+        d_out: &[f32],
+        g: &mut Grads<'_>,
+    ) -> PluginResult<()> {
+        let rows = tape.rows;
+        k.gemm(
+            gemm_spec(self.hidden, self.d_out, rows, true, 1.0),
+            &tape.act,
+            d_out,
+            g.table_mut(W2),
+        )?;
+        add_column_sums(d_out, g.table_mut(B2));
+        // d_act = d_out · W2ᵀ, then through the activation.
+        let mut d_pre = vec![0f32; rows * self.hidden];
+        k.gemm(
+            GemmSpec {
+                trans_b: true,
+                ..gemm_spec(rows, self.hidden, self.d_out, false, 0.0)
+            },
+            d_out,
+            p.table(W2),
+            &mut d_pre,
+        )?;
+        for (d, &z) in d_pre.iter_mut().zip(&tape.pre) {
+            if z <= 0.0 {
+                *d *= LEAKY_SLOPE;
+            }
+        }
+        k.gemm(
+            gemm_spec(self.d_in, self.hidden, rows, true, 1.0),
+            x,
+            &d_pre,
+            g.table_mut(W1),
+        )?;
+        add_column_sums(&d_pre, g.table_mut(B1));
+        Ok(())
+    }
+}
+
+/// `rows` copies of the row `b`.
+fn broadcast_rows(b: &[f32], rows: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows * b.len());
+    for _ in 0..rows {
+        out.extend_from_slice(b);
+    }
+    out
+}
+
+/// `acc += Σ_rows x`.
+fn add_column_sums(x: &[f32], acc: &mut [f32]) {
+    for row in x.chunks_exact(acc.len()) {
+        acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+    }
+}
+
+/// Rows `ids` of a row-major table with `dim` columns, stacked.
+fn gather(table: &[f32], dim: usize, ids: &[u32]) -> Vec<f32> {
+    ids.iter()
+        .flat_map(|&i| {
+            table[i as usize * dim..(i as usize + 1) * dim]
+                .iter()
+                .copied()
+        })
+        .collect()
+}
+
+/// Adds row r of `d` into row `rows[r]` of `acc` (`w` columns; repeats accumulate).
+fn add_rows(rows: &[u32], d: &[f32], acc: &mut [f32], w: usize) {
+    for (&i, dr) in rows.iter().zip(d.chunks_exact(w)) {
+        let r = i as usize;
+        acc[r * w..(r + 1) * w]
+            .iter_mut()
+            .zip(dr)
+            .for_each(|(t, s)| *t += s);
+    }
+}
+
+/// Adds row r of `d` into user (`first` 0) or item (`first` n_users) `ids[r]` of a
+/// gradient buffer.
+fn scatter(ids: &[u32], d: &[f32], buf: &mut EmbBuf<'_>, first: usize) {
+    let w = buf.width;
+    add_rows(ids, d, &mut buf.data[first * w..], w);
+}
+
+/// The RLMRec-Con augmenter.
+pub struct RlmrecCon {
+    h: RlmrecConHparams,
+    mlp: Mlp,
+    /// Raw profile embeddings (copied: the host's are borrowed for construction only).
+    users: Vec<f32>,
+    items: Vec<f32>,
+}
+
+impl PluginMeta for RlmrecCon {
+    const NAME: &'static str = "rlmrec-con";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str =
+        "RLMRec-Con: contrastive alignment of embeddings with MLP-mapped LLM profile embeddings";
+    type Hparams = RlmrecConHparams;
+    const HPARAM_DOCS: &'static [(&'static str, &'static str)] = &[
+        (
+            "weight",
+            "weight of the alignment term, kd_weight (Amazon/Yelp 1e-2, Steam 1e-3)",
+        ),
+        (
+            "tau",
+            "InfoNCE temperature, kd_temperature (Amazon/Yelp 0.2, Steam 0.1)",
+        ),
+        (
+            "width",
+            "the backbone's embedding width the MLP maps into (LR-GCCF: dim·(layers+1))",
+        ),
+        (
+            "hidden",
+            "hidden width of the MLP; 0 = (profile dim + width) / 2, as the reference",
+        ),
+    ];
+}
+
+impl RlmrecCon {
+    /// The user term: each batch user against all users' mapped profiles (its own is the
+    /// positive), with gradients into the embeddings and the mapped profiles.
+    fn user_term(
+        &self,
+        k: &Compute<'_>,
+        users: &[u32],
+        emb: &Emb<'_>,
+        d_emb: &mut EmbBuf<'_>,
+        (mapped, d_mapped): (&[f32], &mut [f32]),
+        weight: f32,
+    ) -> PluginResult<f64> {
+        let w = emb.width;
+        let a: Vec<f32> = users
+            .iter()
+            .flat_map(|&u| emb.user(u as usize))
+            .copied()
+            .collect();
+        let pairs: Vec<u32> = users
+            .iter()
+            .enumerate()
+            .flat_map(|(r, &u)| [r as u32, u])
+            .collect();
+        let mut da = vec![0f32; a.len()];
+        let loss = k.info_nce_pairs(
+            PairedNceRequest {
+                a: a.as_slice().into(),
+                b: mapped.into(),
+                dim: w,
+                col_counts: (&[][..]).into(),
+                pairs: pairs.as_slice().into(),
+                tau: self.h.tau,
+                eps: 0.0,
+                weight,
+            },
+            &mut da,
+            d_mapped,
+        )?;
+        scatter(users, &da, d_emb, 0);
+        Ok(loss)
+    }
+
+    /// An item term: each batch item against the batch's mapped item profiles (row-aligned
+    /// positives), with gradients into the embeddings and the mapped profiles.
+    fn item_term(
+        &self,
+        k: &Compute<'_>,
+        items: &[u32],
+        emb: &Emb<'_>,
+        d_emb: &mut EmbBuf<'_>,
+        (mapped, d_mapped): (&[f32], &mut [f32]),
+        weight: f32,
+    ) -> PluginResult<f64> {
+        let a: Vec<f32> = items
+            .iter()
+            .flat_map(|&i| emb.item(i as usize))
+            .copied()
+            .collect();
+        let mut da = vec![0f32; a.len()];
+        let loss = k.info_nce(
+            InfoNceRequest {
+                a: a.as_slice().into(),
+                b: mapped.into(),
+                dim: emb.width,
+                tau: self.h.tau,
+                eps: 0.0,
+                weight,
+            },
+            &mut da,
+            d_mapped,
+        )?;
+        scatter(items, &da, d_emb, emb.n_users);
+        Ok(loss)
+    }
+}
+
+impl AugmenterImpl for RlmrecCon {
+    fn new(h: RlmrecConHparams, env: &Env<'_>) -> PluginResult<Self> {
+        if !(h.tau.is_finite() && h.tau > 0.0) {
+            return Err(format!("`tau` = {} must be a positive number", h.tau));
+        }
+        if !(h.weight.is_finite() && h.weight >= 0.0) {
+            return Err(format!("`weight` = {} must be >= 0", h.weight));
+        }
+        if h.width == 0 {
+            return Err("`width` must be the backbone's embedding width, not 0".into());
+        }
+        let p = env.profiles.ok_or(
+            "rlmrec-con needs profile embeddings: set [data.profiles] (users/items .npy files)",
+        )?;
+        let hidden = if h.hidden == 0 {
+            (p.dim + h.width) / 2
+        } else {
+            h.hidden
+        };
+        Ok(RlmrecCon {
+            mlp: Mlp {
+                d_in: p.dim,
+                hidden,
+                d_out: h.width,
+            },
+            users: p.users.to_vec(),
+            items: p.items.to_vec(),
+            h,
+        })
+    }
+
+    fn tables(&self) -> Vec<TableSpec> {
+        self.mlp.tables()
+    }
+
+    fn loss(
+        &mut self,
+        k: &Compute<'_>,
+        batch: &BatchView<'_>,
+        embs: &[Emb<'_>],
+        d_embs: &mut [EmbBuf<'_>],
+        params: Params<'_>,
+        mut grads: Grads<'_>,
+    ) -> PluginResult<Vec<LossTerm>> {
+        let (emb, d_emb) = (&embs[0], &mut d_embs[0]);
+        if emb.width != self.mlp.d_out {
+            return Err(format!(
+                "`width` = {} but the backbone's embeddings are {} wide: set \
+                 [plugins.rlmrec-con] width = {}",
+                self.mlp.d_out, emb.width, emb.width
+            ));
+        }
+        let b = batch.users.len();
+        let weight = self.h.weight / b.max(1) as f32;
+        let d_in = self.mlp.d_in;
+
+        // Users: every user's profile is mapped (all of them are the term's negatives).
+        let (mapped, tape) = self.mlp.forward(k, &params, &self.users)?;
+        let mut d_mapped = vec![0f32; mapped.len()];
+        let mut loss = self.user_term(
+            k,
+            &batch.users,
+            emb,
+            d_emb,
+            (&mapped, &mut d_mapped),
+            weight,
+        )?;
+        self.mlp
+            .backward(k, &params, &self.users, &tape, &d_mapped, &mut grads)?;
+
+        // Items: each distinct item of the batch through the MLP once (a batch holds far
+        // more item slots than a small catalogue has items).
+        let mut ids: Vec<u32> = batch.pos.iter().chain(batch.neg.iter()).copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let x = gather(&self.items, d_in, &ids);
+        let (mapped, tape) = self.mlp.forward(k, &params, &x)?;
+        let mut d_mapped = vec![0f32; mapped.len()];
+        let w = emb.width;
+        for slots in [&batch.pos, &batch.neg] {
+            let rows: Vec<u32> = slots
+                .iter()
+                .map(|i| ids.binary_search(i).map(|r| r as u32))
+                .collect::<Result<_, _>>()
+                .map_err(|_| "batch item missing from its distinct ids")?;
+            let m = gather(&mapped, w, &rows);
+            let mut dm = vec![0f32; m.len()];
+            loss += self.item_term(k, slots, emb, d_emb, (&m, &mut dm), weight)?;
+            add_rows(&rows, &dm, &mut d_mapped, w);
+        }
+        self.mlp
+            .backward(k, &params, &x, &tape, &d_mapped, &mut grads)?;
+        Ok(vec![term("kd", loss)])
+    }
+}
+
+promax_plugin_api::declare_augmenter!(RlmrecCon);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use promax_kernels::CpuKernels;
+    use promax_plugin_api::sdk::{augmenter_box, parse_hparams, Profiles};
+    use promax_plugin_api::testing::{
+        check_augmenter_gradients, compute, env_with_profiles, layout_of, random_params,
+        AugmenterCase, SplitMix,
+    };
+
+    fn con(
+        text: &str,
+        nu: usize,
+        ni: usize,
+        prof: Option<Profiles<'_>>,
+    ) -> PluginResult<RlmrecCon> {
+        RlmrecCon::new(parse_hparams(text)?, &env_with_profiles(nu, ni, prof))
+    }
+
+    #[test]
+    fn gradients_match_finite_differences_for_embeddings_and_the_mlp() {
+        let (nu, ni, w, pd) = (6, 9, 4, 5);
+        let mut rng = SplitMix(3);
+        let (pu, pi) = (rng.noise(nu * pd), rng.noise(ni * pd));
+        let prof = Profiles {
+            dim: pd,
+            users: &pu,
+            items: &pi,
+        };
+        // A large weight so that the gradients stand well above f32 rounding, and a warm
+        // temperature: at 0.2 the loss curves enough over the 1e-2 difference step to miss
+        // by ~1%, at a batch item shared by the positive and negative slots.
+        let p = con(
+            "weight = 30.0\ntau = 1.0\nwidth = 4\nhidden = 3",
+            nu,
+            ni,
+            Some(prof),
+        )
+        .unwrap();
+        let mut a = augmenter_box(p);
+        let mut case = AugmenterCase {
+            n_users: nu,
+            n_items: ni,
+            width: w,
+            views: vec![rng.noise((nu + ni) * w).iter().map(|v| 2.0 * v).collect()],
+            users: &[0, 2, 2, 5, 1],
+            pos: &[1, 4, 4, 8, 0],
+            neg: &[3, 3, 4, 2, 7], // item 4 also a positive: shares its MLP row
+        };
+        let bad = check_augmenter_gradients(&mut a, &CpuKernels.as_ref(), &mut case, 300, 4)
+            .expect("runs");
+        assert!(bad.is_empty(), "{bad:?}");
+    }
+
+    /// The reference loss, written out per row in f64 from its definition.
+    fn reference_loss(
+        h: &RlmrecConHparams,
+        mapped_users: &[f32],
+        mapped_items: &dyn Fn(u32) -> Vec<f32>,
+        emb: &[f32],
+        nu: usize,
+        w: usize,
+        batch: (&[u32], &[u32], &[u32]),
+    ) -> f64 {
+        let cos = |a: &[f32], b: &[f32]| {
+            let dot: f64 = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                .sum();
+            let n = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+            dot / (n(a) * n(b))
+        };
+        let tau = f64::from(h.tau);
+        let infonce = |a: &[&[f32]], b: &[Vec<f32>], all: &[Vec<f32>]| -> f64 {
+            a.iter()
+                .zip(b)
+                .map(|(a, b)| {
+                    let lse = all
+                        .iter()
+                        .map(|c| (cos(a, c) / tau).exp())
+                        .sum::<f64>()
+                        .ln();
+                    -cos(a, b) / tau + lse
+                })
+                .sum()
+        };
+        let (users, pos, neg) = batch;
+        let row = |r: usize| &emb[r * w..(r + 1) * w];
+        let all_users: Vec<Vec<f32>> = mapped_users.chunks(w).map(<[f32]>::to_vec).collect();
+        let ua: Vec<&[f32]> = users.iter().map(|&u| row(u as usize)).collect();
+        let ub: Vec<Vec<f32>> = users
+            .iter()
+            .map(|&u| all_users[u as usize].clone())
+            .collect();
+        let mut total = infonce(&ua, &ub, &all_users);
+        for ids in [pos, neg] {
+            let a: Vec<&[f32]> = ids.iter().map(|&i| row(nu + i as usize)).collect();
+            let b: Vec<Vec<f32>> = ids.iter().map(|&i| mapped_items(i)).collect();
+            total += infonce(&a, &b, &b);
+        }
+        f64::from(h.weight) * total / users.len() as f64
+    }
+
+    #[test]
+    fn loss_matches_the_reference_formula() {
+        let (nu, ni, w, pd) = (7, 11, 3, 6);
+        let mut rng = SplitMix(17);
+        let (pu, pi) = (rng.noise(nu * pd), rng.noise(ni * pd));
+        let prof = Profiles {
+            dim: pd,
+            users: &pu,
+            items: &pi,
+        };
+        let mut p = con("weight = 0.7\ntau = 0.3\nwidth = 3", nu, ni, Some(prof)).unwrap();
+        assert_eq!(p.mlp.hidden, (pd + w) / 2);
+        let layout = layout_of(&p.tables());
+        let params = random_params(&layout, 5);
+        let emb_data = rng.noise((nu + ni) * w);
+        let (users, pos, neg): (&[u32], &[u32], &[u32]) =
+            (&[0, 3, 3, 6], &[1, 10, 2, 2], &[5, 2, 7, 9]);
+        let kernels = CpuKernels;
+        let kref = kernels.as_ref();
+        let k = compute(&kref);
+        let pr = Params::new(&params, &layout);
+        // The MLP in f64 from its definition, for the reference.
+        let mlp64 = |x: &[f32]| -> Vec<f32> {
+            let (w1, b1, w2, b2) = (pr.table(W1), pr.table(B1), pr.table(W2), pr.table(B2));
+            let hdim = b1.len();
+            let hid: Vec<f64> = (0..hdim)
+                .map(|j| {
+                    let z = f64::from(b1[j])
+                        + (0..pd)
+                            .map(|i| f64::from(x[i]) * f64::from(w1[i * hdim + j]))
+                            .sum::<f64>();
+                    if z > 0.0 {
+                        z
+                    } else {
+                        0.01 * z
+                    }
+                })
+                .collect();
+            (0..w)
+                .map(|o| {
+                    (f64::from(b2[o])
+                        + (0..hdim)
+                            .map(|j| hid[j] * f64::from(w2[j * w + o]))
+                            .sum::<f64>()) as f32
+                })
+                .collect()
+        };
+        let mapped_users: Vec<f32> = pu.chunks(pd).flat_map(&mlp64).collect();
+        let mapped_items = |i: u32| mlp64(&pi[i as usize * pd..(i as usize + 1) * pd]);
+        let expected = reference_loss(
+            &p.h,
+            &mapped_users,
+            &mapped_items,
+            &emb_data,
+            nu,
+            w,
+            (users, pos, neg),
+        );
+        let mut d = vec![0f32; emb_data.len()];
+        let mut g = vec![0f32; params.len()];
+        let batch = BatchView {
+            users: users.into(),
+            pos: pos.into(),
+            neg: neg.into(),
+            epoch: 1,
+            step: 1,
+            seed: 1,
+        };
+        let terms = p
+            .loss(
+                &k,
+                &batch,
+                &[Emb {
+                    data: &emb_data,
+                    n_users: nu,
+                    n_items: ni,
+                    width: w,
+                }],
+                &mut [EmbBuf {
+                    data: &mut d,
+                    n_users: nu,
+                    n_items: ni,
+                    width: w,
+                }],
+                pr,
+                Grads::new(&mut g, &layout),
+            )
+            .unwrap();
+        assert_eq!(terms.len(), 1);
+        let got = terms[0].value;
+        assert!(
+            (got - expected).abs() <= 1e-4 * expected.abs(),
+            "{got} vs {expected}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let err = |t: &str, prof| con(t, 3, 4, prof).err().unwrap();
+        assert!(err("", None).contains("[data.profiles]"));
+        assert!(err("tau = 0", None).contains("`tau`"));
+        assert!(err("weight = -1", None).contains("`weight`"));
+        assert!(err("width = 0", None).contains("`width`"));
+        assert!(err("wieght = 1", None).contains("did you mean `weight`"));
+        // A width that is not the backbone's: named, with the fix.
+        let (pu, pi) = (vec![0.5f32; 3 * 4], vec![0.25f32; 4 * 4]);
+        let prof = Profiles {
+            dim: 4,
+            users: &pu,
+            items: &pi,
+        };
+        let mut p = con("width = 8", 3, 4, Some(prof)).unwrap();
+        let layout = layout_of(&p.tables());
+        let params = random_params(&layout, 1);
+        let mut g = vec![0f32; params.len()];
+        let emb_data = vec![0.1f32; 7 * 2];
+        let mut d = vec![0f32; emb_data.len()];
+        let kernels = CpuKernels;
+        let kref = kernels.as_ref();
+        let e = p
+            .loss(
+                &compute(&kref),
+                &BatchView {
+                    users: (&[0u32][..]).into(),
+                    pos: (&[1u32][..]).into(),
+                    neg: (&[2u32][..]).into(),
+                    epoch: 1,
+                    step: 1,
+                    seed: 1,
+                },
+                &[Emb {
+                    data: &emb_data,
+                    n_users: 3,
+                    n_items: 4,
+                    width: 2,
+                }],
+                &mut [EmbBuf {
+                    data: &mut d,
+                    n_users: 3,
+                    n_items: 4,
+                    width: 2,
+                }],
+                Params::new(&params, &layout),
+                Grads::new(&mut g, &layout),
+            )
+            .err()
+            .unwrap();
+        assert!(e.contains("width = 2"), "{e}");
+    }
+}
