@@ -681,19 +681,29 @@ mod tests {
         assert!(found >= 3, "{found}");
     }
 
-    /// The Amazon matrices run exactly the single-run experiment files they mirror.
+    /// The shipped matrices run exactly the single-run experiment files they mirror.
     #[test]
-    fn amazon_matrices_mirror_the_experiment_files() {
+    fn shipped_matrices_mirror_the_experiment_files() {
         let exp = configs().join("experiments");
-        for (file, n_cells) in [("table2-amazon.toml", 6), ("fig4-amazon.toml", 24)] {
+        let amazon = |c: &Cell| match c.method.as_str() {
+            "base" => format!("{}-amazon.toml", c.backbone),
+            _ => format!("promax-{}-amazon-randprof.toml", c.backbone),
+        };
+        let ml100k = |c: &Cell| match c.method.as_str() {
+            "base" => format!("{}-ml100k.toml", c.backbone),
+            m => format!("{}-{}-ml100k.toml", m.replace('_', "-"), c.backbone),
+        };
+        let matrices: [(&str, usize, &dyn Fn(&Cell) -> String); 3] = [
+            ("table2-amazon.toml", 6, &amazon),
+            ("fig4-amazon.toml", 24, &amazon),
+            ("compare-ml100k.toml", 9, &ml100k),
+        ];
+        for (file, n_cells, single_of) in matrices {
             let plan = load(&exp.join(file), &[]).unwrap();
             assert_eq!(plan.cells.len(), n_cells, "{file}");
             assert_eq!(plan.seeds, [2025, 2026, 2027]);
             for cell in &plan.cells {
-                let single = match cell.method.as_str() {
-                    "base" => format!("{}-amazon.toml", cell.backbone),
-                    _ => format!("promax-{}-amazon-randprof.toml", cell.backbone),
-                };
+                let single = single_of(cell);
                 let want = config::load(&exp.join(&single), &[format!("train.seed={}", cell.seed)])
                     .unwrap();
                 assert_eq!(cell.config, want, "{file}: {} vs {single}", cell.name);
