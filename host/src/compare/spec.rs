@@ -693,7 +693,8 @@ mod tests {
             "base" => format!("{}-ml100k.toml", c.backbone),
             m => format!("{}-{}-ml100k.toml", m.replace('_', "-"), c.backbone),
         };
-        let matrices: [(&str, usize, &dyn Fn(&Cell) -> String); 3] = [
+        type SingleOf<'a> = &'a dyn Fn(&Cell) -> String;
+        let matrices: [(&str, usize, SingleOf<'_>); 3] = [
             ("table2-amazon.toml", 6, &amazon),
             ("fig4-amazon.toml", 24, &amazon),
             ("compare-ml100k.toml", 9, &ml100k),

@@ -10,7 +10,7 @@
 //! `Linear(D, (D + d)/2) → LeakyReLU(0.01) → Linear(d)` applied to the raw profiles.
 
 use promax_plugin_api::prelude::*;
-use promax_plugin_api::{InfoNceRequest, PairedNceRequest};
+use promax_plugin_api::PairedNceRequest;
 use serde::{Deserialize, Serialize};
 
 /// RLMRec-Con hyperparameters (defaults: the published Amazon-Book / Yelp settings).
@@ -237,80 +237,44 @@ impl PluginMeta for RlmrecCon {
     ];
 }
 
-impl RlmrecCon {
-    /// The user term: each batch user against all users' mapped profiles (its own is the
-    /// positive), with gradients into the embeddings and the mapped profiles.
-    fn user_term(
-        &self,
-        k: &Compute<'_>,
-        users: &[u32],
-        emb: &Emb<'_>,
-        d_emb: &mut EmbBuf<'_>,
-        (mapped, d_mapped): (&[f32], &mut [f32]),
-        weight: f32,
-    ) -> PluginResult<f64> {
-        let w = emb.width;
-        let a: Vec<f32> = users
-            .iter()
-            .flat_map(|&u| emb.user(u as usize))
-            .copied()
-            .collect();
-        let pairs: Vec<u32> = users
-            .iter()
-            .enumerate()
-            .flat_map(|(r, &u)| [r as u32, u])
-            .collect();
-        let mut da = vec![0f32; a.len()];
-        let loss = k.info_nce_pairs(
-            PairedNceRequest {
-                a: a.as_slice().into(),
-                b: mapped.into(),
-                dim: w,
-                col_counts: (&[][..]).into(),
-                pairs: pairs.as_slice().into(),
-                tau: self.h.tau,
-                eps: 0.0,
-                weight,
-            },
-            &mut da,
-            d_mapped,
-        )?;
-        scatter(users, &da, d_emb, 0);
-        Ok(loss)
-    }
+/// The distinct values of `slots` (sorted), and for each slot the index of its value.
+fn distinct(slots: &[u32]) -> (Vec<u32>, Vec<u32>) {
+    let mut ids = slots.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let rows = slots
+        .iter()
+        // Every slot value is in `ids`, by construction.
+        .map(|v| ids.binary_search(v).unwrap_or(0) as u32)
+        .collect();
+    (ids, rows)
+}
 
-    /// An item term: each batch item against the batch's mapped item profiles (row-aligned
-    /// positives), with gradients into the embeddings and the mapped profiles.
-    fn item_term(
-        &self,
-        k: &Compute<'_>,
-        items: &[u32],
-        emb: &Emb<'_>,
-        d_emb: &mut EmbBuf<'_>,
-        (mapped, d_mapped): (&[f32], &mut [f32]),
-        weight: f32,
-    ) -> PluginResult<f64> {
-        let a: Vec<f32> = items
-            .iter()
-            .flat_map(|&i| emb.item(i as usize))
-            .copied()
-            .collect();
-        let mut da = vec![0f32; a.len()];
-        let loss = k.info_nce(
-            InfoNceRequest {
-                a: a.as_slice().into(),
-                b: mapped.into(),
-                dim: emb.width,
-                tau: self.h.tau,
-                eps: 0.0,
-                weight,
-            },
-            &mut da,
-            d_mapped,
-        )?;
-        scatter(items, &da, d_emb, emb.n_users);
-        Ok(loss)
-    }
+/// One InfoNCE term `Σ_pairs −ln softmax_c(cos(a_r, b_c)/τ)`, with columns counted
+/// `col_counts` times (empty: once). Returns the loss and the gradients of `a` and `b`.
+fn nce(
+    k: &Compute<'_>,
+    (a, b, dim): (&[f32], &[f32], usize),
+    col_counts: &[u32],
+    pairs: &[u32],
+    (tau, weight): (f32, f32),
+) -> PluginResult<(f64, Vec<f32>, Vec<f32>)> {
+    let (mut da, mut db) = (vec![0f32; a.len()], vec![0f32; b.len()]);
+    let loss = k.info_nce_pairs(
+        PairedNceRequest {
+            a: a.into(),
+            b: b.into(),
+            dim,
+            col_counts: col_counts.into(),
+            pairs: pairs.into(),
+            tau,
+            eps: 0.0,
+            weight,
+        },
+        &mut da,
+        &mut db,
+    )?;
+    Ok((loss, da, db))
 }
 
 impl AugmenterImpl for RlmrecCon {
@@ -365,43 +329,48 @@ impl AugmenterImpl for RlmrecCon {
                 self.mlp.d_out, emb.width, emb.width
             ));
         }
-        let b = batch.users.len();
-        let weight = self.h.weight / b.max(1) as f32;
-        let d_in = self.mlp.d_in;
+        let (w, d_in) = (emb.width, self.mlp.d_in);
+        let scale = (self.h.tau, self.h.weight / batch.users.len().max(1) as f32);
+        // Repeated ids in a batch are identical rows (and identical columns), so every
+        // term runs over the batch's distinct ids, a repeat counted as a repeated pair (and
+        // a column multiplicity): the reference's loss and gradients, without its
+        // batch × batch products.
 
-        // Users: every user's profile is mapped (all of them are the term's negatives).
+        // Users: each against every user's mapped profile, its own the positive.
         let (mapped, tape) = self.mlp.forward(k, &params, &self.users)?;
-        let mut d_mapped = vec![0f32; mapped.len()];
-        let mut loss = self.user_term(
-            k,
-            &batch.users,
-            emb,
-            d_emb,
-            (&mapped, &mut d_mapped),
-            weight,
-        )?;
+        let (users, rows) = distinct(&batch.users);
+        let pairs: Vec<u32> = rows
+            .iter()
+            .zip(batch.users.iter())
+            .flat_map(|(&r, &u)| [r, u])
+            .collect();
+        let a = gather(emb.users(), w, &users);
+        let (mut loss, da, d_mapped) = nce(k, (&a, &mapped, w), &[], &pairs, scale)?;
+        scatter(&users, &da, d_emb, 0);
         self.mlp
             .backward(k, &params, &self.users, &tape, &d_mapped, &mut grads)?;
 
-        // Items: each distinct item of the batch through the MLP once (a batch holds far
-        // more item slots than a small catalogue has items).
-        let mut ids: Vec<u32> = batch.pos.iter().chain(batch.neg.iter()).copied().collect();
-        ids.sort_unstable();
-        ids.dedup();
+        // Items: positives, then negatives, each against the mapped profiles of the
+        // items in the same slots; each distinct item goes through the MLP once.
+        let (ids, _) = distinct(&[&batch.pos[..], &batch.neg[..]].concat());
         let x = gather(&self.items, d_in, &ids);
         let (mapped, tape) = self.mlp.forward(k, &params, &x)?;
         let mut d_mapped = vec![0f32; mapped.len()];
-        let w = emb.width;
-        for slots in [&batch.pos, &batch.neg] {
-            let rows: Vec<u32> = slots
+        for slots in [&batch.pos[..], &batch.neg[..]] {
+            let (items, rows) = distinct(slots);
+            let mut counts = vec![0u32; items.len()];
+            rows.iter().for_each(|&r| counts[r as usize] += 1);
+            let pairs: Vec<u32> = rows.iter().flat_map(|&r| [r, r]).collect();
+            let at: Vec<u32> = items
                 .iter()
-                .map(|i| ids.binary_search(i).map(|r| r as u32))
-                .collect::<Result<_, _>>()
-                .map_err(|_| "batch item missing from its distinct ids")?;
-            let m = gather(&mapped, w, &rows);
-            let mut dm = vec![0f32; m.len()];
-            loss += self.item_term(k, slots, emb, d_emb, (&m, &mut dm), weight)?;
-            add_rows(&rows, &dm, &mut d_mapped, w);
+                .map(|i| ids.binary_search(i).unwrap_or(0) as u32)
+                .collect();
+            let a = gather(emb.items(), w, &items);
+            let b = gather(&mapped, w, &at);
+            let (l, da, db) = nce(k, (&a, &b, w), &counts, &pairs, scale)?;
+            loss += l;
+            scatter(&items, &da, d_emb, emb.n_users);
+            add_rows(&at, &db, &mut d_mapped, w);
         }
         self.mlp
             .backward(k, &params, &x, &tape, &d_mapped, &mut grads)?;
