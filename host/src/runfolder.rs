@@ -160,6 +160,12 @@ pub fn add_test_groups(
     tol: f64,
 ) -> Result<()> {
     let mut summary = read_metrics(dir)?;
+    if summary.test.is_empty() {
+        bail!(
+            "{}: no test metrics stored, nothing to check the checkpoint against",
+            dir.join("metrics.json").display()
+        );
+    }
     for (name, stored) in &summary.test {
         let Some(now) = test.get(name) else {
             bail!(
@@ -167,7 +173,9 @@ pub fn add_test_groups(
                 dir.join("metrics.json").display()
             );
         };
-        if (now - stored).abs() > tol {
+        // NaN on either side is a mismatch too.
+        let diff = (now - stored).abs();
+        if diff.is_nan() || diff > tol {
             bail!(
                 "{}: re-evaluating the checkpoint gives test {name} = {now}, but {stored} is \
                  stored: the checkpoint does not belong to these metrics, nothing written",

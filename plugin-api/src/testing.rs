@@ -350,13 +350,12 @@ pub fn check_augmenter_gradients(
     let layout = layout_of(&a.tables());
     let params = random_params(&layout, seed ^ 0xA11);
     let views = case.views.clone();
-    let mut grads: Vec<Vec<f32>> = views.iter().map(|v| vec![0f32; v.len()]).collect();
-    // Table gradients accumulate (`+=`): start from non-zero values so that a plugin that
-    // overwrites the buffer fails the check.
+    // Gradients accumulate (`+=`), into the views' buffers and the tables': start both from
+    // non-zero values so that a plugin that overwrites a buffer fails the check.
     let mut rng = SplitMix(seed ^ 0xACC);
-    let start: Vec<f32> = (0..params.len())
-        .map(|_| rng.symmetric(1.0) as f32)
-        .collect();
+    let view_start: Vec<Vec<f32>> = views.iter().map(|v| rng.noise(v.len())).collect();
+    let mut grads = view_start.clone();
+    let start = rng.noise(params.len());
     let mut table_grads = start.clone();
     let own = OwnTables {
         params: &params,
@@ -364,6 +363,9 @@ pub fn check_augmenter_gradients(
         grads: &mut table_grads,
     };
     augmenter_loss(a, k, case, &views, &mut grads, own)?;
+    for (g, s) in grads.iter_mut().zip(&view_start) {
+        g.iter_mut().zip(s).for_each(|(g, s)| *g -= s);
+    }
     table_grads
         .iter_mut()
         .zip(&start)

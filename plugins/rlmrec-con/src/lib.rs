@@ -244,8 +244,10 @@ fn distinct(slots: &[u32]) -> (Vec<u32>, Vec<u32>) {
     ids.dedup();
     let rows = slots
         .iter()
-        // Every slot value is in `ids`, by construction.
-        .map(|v| ids.binary_search(v).unwrap_or(0) as u32)
+        .map(|v| {
+            ids.binary_search(v)
+                .expect("a slot value is in its own distinct set") as u32
+        })
         .collect();
     (ids, rows)
 }
@@ -283,7 +285,10 @@ impl AugmenterImpl for RlmrecCon {
             return Err(format!("`tau` = {} must be a positive number", h.tau));
         }
         if !(h.weight.is_finite() && h.weight >= 0.0) {
-            return Err(format!("`weight` = {} must be >= 0", h.weight));
+            return Err(format!(
+                "`weight` = {} must be a finite number >= 0",
+                h.weight
+            ));
         }
         if h.width == 0 {
             return Err("`width` must be the backbone's embedding width, not 0".into());
@@ -329,6 +334,9 @@ impl AugmenterImpl for RlmrecCon {
                 self.mlp.d_out, emb.width, emb.width
             ));
         }
+        if self.h.weight == 0.0 {
+            return Ok(vec![term("kd", 0.0)]);
+        }
         let (w, d_in) = (emb.width, self.mlp.d_in);
         let scale = (self.h.tau, self.h.weight / batch.users.len().max(1) as f32);
         // Repeated ids in a batch are identical rows (and identical columns), so every
@@ -363,7 +371,11 @@ impl AugmenterImpl for RlmrecCon {
             let pairs: Vec<u32> = rows.iter().flat_map(|&r| [r, r]).collect();
             let at: Vec<u32> = items
                 .iter()
-                .map(|i| ids.binary_search(i).unwrap_or(0) as u32)
+                .map(|i| {
+                    ids.binary_search(i)
+                        .expect("a batch item is in the batch's distinct items")
+                        as u32
+                })
                 .collect();
             let a = gather(emb.items(), w, &items);
             let b = gather(&mapped, w, &at);
