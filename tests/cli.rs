@@ -365,6 +365,56 @@ fn recommend_from_a_trained_run() {
         .count();
     assert_eq!(leftovers, 0);
 
+    // A checkpoint without final embeddings (written by older versions) is rebuilt through
+    // its plugins and recommends the same; a final table with NaN is refused, named.
+    let bytes = std::fs::read(run.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (finals, tables): (Vec<_>, Vec<_>) = st
+        .tensors()
+        .into_iter()
+        .partition(|(name, _)| name.starts_with("final/"));
+    assert_eq!(finals.len(), 2);
+    let write_run = |name: &str, tensors: Vec<(String, safetensors::tensor::TensorView<'_>)>| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(run.join("config.toml"), dir.join("config.toml")).unwrap();
+        let body = safetensors::serialize(tensors, &None).unwrap();
+        std::fs::write(dir.join("model.safetensors"), body).unwrap();
+        dir
+    };
+    let older = write_run("older", tables.clone());
+    let o = promax(&[
+        "recommend",
+        older.to_str().unwrap(),
+        "--users",
+        "0,5",
+        "-k",
+        "7",
+    ]);
+    let (again, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(again, out);
+    let (users, shape) = finals
+        .iter()
+        .find(|(n, _)| n == "final/users")
+        .map(|(_, t)| (t.data().to_vec(), t.shape().to_vec()))
+        .unwrap();
+    let mut poisoned = users;
+    poisoned[4..8].copy_from_slice(&f32::NAN.to_le_bytes());
+    let mut with_nan = tables;
+    with_nan.extend(finals.iter().filter(|(n, _)| n == "final/items").cloned());
+    with_nan.push((
+        "final/users".into(),
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &poisoned).unwrap(),
+    ));
+    let bad = write_run("nan", with_nan);
+    let o = promax(&["recommend", bad.to_str().unwrap(), "--users", "0"]);
+    let (_, err) = text(&o);
+    assert!(
+        !o.status.success() && err.contains("final/users") && err.contains("NaN"),
+        "{err}"
+    );
+
     let o = promax(&["recommend", run.to_str().unwrap(), "--users", "99999"]);
     let (_, err) = text(&o);
     assert!(

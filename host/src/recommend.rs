@@ -16,12 +16,24 @@ use promax_kernels::{CpuKernels, CsrMatrix};
 use promax_plugin_api::sdk::Compute;
 use promax_plugin_api::TopkRequest;
 
-use crate::config;
+use crate::config::{self, Config, DataConfig, ProfilesConfig};
 use crate::data::load_dataset;
 use crate::model::Model;
 use crate::registry::Registry;
 use crate::runfolder::{self, temp_path};
 use crate::sampler::user_items;
+
+/// The final embeddings of a run whose checkpoint holds only parameter tables: the model
+/// is built through its plugins (with the dataset's profiles) and run forward.
+fn rebuild_final_embeddings(cfg: &Config, run_dir: &Path) -> Result<(usize, Vec<f32>)> {
+    let registry = Registry::discover(&cfg.plugin_dirs)?;
+    let ds = load_dataset(&cfg.data)?;
+    let mut model = Model::build(cfg, &registry, &ds)?;
+    runfolder::load_checkpoint(run_dir, &mut model)?;
+    let mut emb = Vec::new();
+    model.embed(&CpuKernels, &mut emb)?;
+    Ok((model.width, emb))
+}
 
 /// Users per scoring tile.
 pub const TILE_USERS: usize = 1024;
@@ -44,26 +56,32 @@ pub struct Rec {
 }
 
 impl Recommender {
-    /// Loads `run_dir` (its `config.toml`, dataset and `model.safetensors`) and computes
-    /// the final embeddings once.
+    /// Loads `run_dir`: its `config.toml`, the dataset's train split and the final
+    /// embeddings stored in `model.safetensors`. No plugin is built and no profile is read,
+    /// so memory is the embeddings and the train split whatever the model; a checkpoint
+    /// written without final embeddings is rebuilt through its plugins instead.
     pub fn from_run(run_dir: &Path) -> Result<Recommender> {
-        let cfg = config::load(&run_dir.join("config.toml"), &[])
-            .with_context(|| format!("run folder {}", run_dir.display()))?;
-        let registry = Registry::discover(&cfg.plugin_dirs)?;
-        let ds = load_dataset(&cfg.data)?;
-        let mut model = Model::build(&cfg, &registry, &ds)?;
-        runfolder::load_checkpoint(run_dir, &mut model)
-            .with_context(|| format!("run folder {}", run_dir.display()))?;
-        let kernels = CpuKernels;
-        let mut emb = Vec::new();
-        model.embed(&kernels, &mut emb)?;
+        let context = || format!("run folder {}", run_dir.display());
+        let cfg = config::load(&run_dir.join("config.toml"), &[]).with_context(context)?;
+        // Scores need the train split only: the profiles stay on disk.
+        let data = DataConfig {
+            profiles: ProfilesConfig::default(),
+            ..cfg.data.clone()
+        };
+        let ds = load_dataset(&data)?;
+        let stored = runfolder::read_final_embeddings(run_dir, ds.n_users, ds.n_items)
+            .with_context(context)?;
+        let (width, emb) = match stored {
+            Some(found) => found,
+            None => rebuild_final_embeddings(&cfg, run_dir).with_context(context)?,
+        };
         Ok(Recommender {
             emb,
-            width: model.width,
+            width,
             n_users: ds.n_users,
             n_items: ds.n_items,
             train: user_items(ds.n_users, ds.n_items, &ds.train),
-            kernels,
+            kernels: CpuKernels,
         })
     }
 

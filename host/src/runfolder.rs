@@ -225,6 +225,53 @@ pub fn write_checkpoint(dir: &Path, model: &Model, final_emb: &[f32]) -> Result<
     write_atomic(&dir.join("model.safetensors"), &bytes)
 }
 
+/// The final embeddings stored in `model.safetensors` (users then items, row-major) and
+/// their width, checked against the dataset's sizes and for NaN/Inf; `None` for a
+/// checkpoint written without them.
+pub fn read_final_embeddings(
+    dir: &Path,
+    n_users: usize,
+    n_items: usize,
+) -> Result<Option<(usize, Vec<f32>)>> {
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let st =
+        SafeTensors::deserialize(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+    let (Ok(users), Ok(items)) = (st.tensor("final/users"), st.tensor("final/items")) else {
+        return Ok(None);
+    };
+    let width = users.shape().get(1).copied().unwrap_or(0);
+    let mut emb = Vec::with_capacity((n_users + n_items) * width);
+    for (name, t, rows) in [
+        ("final/users", users, n_users),
+        ("final/items", items, n_items),
+    ] {
+        if t.dtype() != Dtype::F32 || t.shape() != [rows, width] || width == 0 {
+            bail!(
+                "{}: tensor `{name}` is {:?} {:?}, the run's dataset needs F32 [{rows}, {width}]",
+                path.display(),
+                t.dtype(),
+                t.shape()
+            );
+        }
+        let start = emb.len();
+        emb.extend(
+            t.data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+        if let Some(bad) = emb[start..].iter().position(|v| !v.is_finite()) {
+            bail!(
+                "{}: tensor `{name}` holds {} at row {}",
+                path.display(),
+                emb[start + bad],
+                bad / width
+            );
+        }
+    }
+    Ok(Some((width, emb)))
+}
+
 /// Loads the parameter tables of `model.safetensors` into the model's stores, checking
 /// names and shapes.
 pub fn load_checkpoint(dir: &Path, model: &mut Model) -> Result<()> {
