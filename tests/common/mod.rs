@@ -34,3 +34,30 @@ pub fn ok(o: &Output) -> String {
     assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
     out
 }
+
+/// The message of a command that must have failed cleanly: exit status 1 (an error, not a
+/// panic's 101, not an abort's 134, not a signal), and an `error:` line on stderr.
+pub fn fails(o: &Output) -> String {
+    let (out, err) = text(o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected a clean failure (exit 1); status {:?}\nstdout:\n{out}\nstderr:\n{err}",
+        o.status
+    );
+    assert!(
+        !err.contains("panicked") && err.contains("error:"),
+        "no clean error message:\n{err}"
+    );
+    err
+}
+
+/// Runs `promax ARGS` from `dir` (for relative paths in a scratch folder).
+pub fn promax_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_promax"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PROMAX_PLUGIN_PATH")
+        .output()
+        .expect("running promax")
+}

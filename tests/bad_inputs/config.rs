@@ -1,0 +1,1 @@
+//! Bad-input cases: config files, `--set`, ranges of every number, LLM settings and answers, augment outputs.

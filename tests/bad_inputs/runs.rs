@@ -1,0 +1,1 @@
+//! Bad-input cases: run folders (overwrite, mixed files, resume, locks), checkpoints, compare folders.
