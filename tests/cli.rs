@@ -375,9 +375,15 @@ fn recommend_from_a_trained_run() {
         .partition(|(name, _)| name.starts_with("final/"));
     assert_eq!(finals.len(), 2);
     let write_run = |name: &str, tensors: Vec<(String, safetensors::tensor::TensorView<'_>)>| {
+        // A folder as older versions wrote it: no run identity in any file.
         let dir = tmp.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(run.join("config.toml"), dir.join("config.toml")).unwrap();
+        let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+        let config = config.split_once('\n').unwrap().1;
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        let mut m = metrics(&run);
+        m.as_object_mut().unwrap().remove("run_id");
+        std::fs::write(dir.join("metrics.json"), m.to_string()).unwrap();
         let body = safetensors::serialize(tensors, &None).unwrap();
         std::fs::write(dir.join("model.safetensors"), body).unwrap();
         dir

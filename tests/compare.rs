@@ -8,36 +8,15 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 mod common;
-use common::{ok, promax, repo};
+use common::{ok, promax};
 
 const SEEDS: [u64; 2] = [11, 12];
 const BACKBONES: [&str; 2] = ["mf", "lightgcn"];
 const METHODS: [&str; 2] = ["base", "promax"];
 
-/// A tiny matrix: a small synthetic dataset, 3 epochs, validation every epoch.
+/// A tiny matrix: a small synthetic dataset, validation every epoch.
 fn compare_file(dir: &Path, max_epochs: usize) -> PathBuf {
-    let c = repo().join("configs");
-    let p = |s: &str| c.join(s).display().to_string();
-    let body = format!(
-        "title = \"tiny\"\nlayers = [{base:?}]\n\
-         sets = [\"train.max_epochs={max_epochs}\", \"eval.every=1\", \"train.threads=1\"]\n\
-         seeds = [11, 12]\nbaseline = \"base\"\n\
-         [[datasets]]\nname = \"syn\"\nconfig = {ds:?}\n\
-         sets = [\"data.synthetic.n_users=160\", \"data.synthetic.n_items=120\"]\n\
-         [[backbones]]\nname = \"mf\"\nconfig = {mf:?}\n\
-         [[backbones]]\nname = \"lightgcn\"\nconfig = {lgn:?}\n\
-         [[methods]]\nname = \"base\"\nconfig = []\n\
-         [[methods]]\nname = \"promax\"\nconfig = [{pm:?}]\n\
-         sets = [\"plugins.promax.s2dr=false\", \"plugins.promax.reduction=joint\"]\n",
-        base = p("base.toml"),
-        ds = p("datasets/synthetic.toml"),
-        mf = p("models/mf.toml"),
-        lgn = p("models/lightgcn.toml"),
-        pm = p("models/promax.toml"),
-    );
-    let path = dir.join("tiny.toml");
-    std::fs::write(&path, body).unwrap();
-    path
+    common::tiny_compare(dir, max_epochs, 160, 120)
 }
 
 fn cell(b: &str, m: &str, seed: u64) -> String {

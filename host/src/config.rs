@@ -268,6 +268,8 @@ pub struct TrainConfig {
     pub reg_weight: f64,
     /// Worker threads; 0 = all cores.
     pub threads: usize,
+    /// Write the resumable checkpoint every this many epochs; 0 = at each evaluation.
+    pub checkpoint_every: usize,
 }
 
 impl Default for TrainConfig {
@@ -279,6 +281,7 @@ impl Default for TrainConfig {
             lr: 1e-3,
             reg_weight: 1e-6,
             threads: 0,
+            checkpoint_every: 0,
         }
     }
 }

@@ -12,7 +12,8 @@ use promax::model::Model;
 use promax::profile;
 use promax::recommend::Recommender;
 use promax::registry::Registry;
-use promax::runfolder::write_atomic;
+use promax::runfolder::lock::{self, Lock};
+use promax::runfolder::{self, identity, write_atomic, FolderState};
 use promax::trainer;
 
 #[derive(Parser)]
@@ -28,16 +29,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train the model a config file describes and write a run folder.
+    /// Train the model a config file describes and write a run folder (or continue an
+    /// interrupted one with --resume).
     Train {
         /// Experiment config (TOML; may `extends` others).
-        config: PathBuf,
+        #[arg(required_unless_present = "resume")]
+        config: Option<PathBuf>,
         /// Override a config key, e.g. `--set train.seed=7` (repeatable; applied last).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
         /// Run folder (default: run.out_dir/<dataset>-<model>-s<seed>).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Continue the interrupted run in RUN_DIR from its last checkpoint (its own
+        /// config.toml; same results as an uninterrupted run).
+        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "sets", "out", "overwrite"])]
+        resume: Option<PathBuf>,
+        /// Replace the run already in the folder: the new run trains in a hidden sibling
+        /// folder and is swapped in when finished, so a kill leaves the old run intact.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Re-evaluate a finished run from its folder (config.toml + model.safetensors).
     Eval {
@@ -202,16 +213,62 @@ fn init_threads(threads: usize) -> Result<()> {
     Ok(())
 }
 
-fn cmd_train(config: &Path, sets: &[String], out: Option<&Path>) -> Result<()> {
+fn cmd_train(
+    config: Option<&Path>,
+    sets: &[String],
+    out: Option<&Path>,
+    resume: Option<&Path>,
+    overwrite: bool,
+) -> Result<()> {
+    if let Some(dir) = resume {
+        return resume_run(dir);
+    }
+    let config = config.context("a config file is needed (or --resume RUN_DIR)")?;
     let cfg = config::load(config, sets)?;
     init_threads(cfg.train.threads)?;
     let registry = Registry::discover(&cfg.plugin_dirs)?;
     let ds = load_dataset(&cfg.data)?;
     let model = Model::build(&cfg, &registry, &ds)?;
-    let dir = trainer::run_dir(&cfg, &ds, out);
-    write_atomic(&dir.join("config.toml"), config::to_toml(&cfg).as_bytes())?;
+    let dir = trainer::run_dir(&cfg, &ds, out)?;
+    if let Some(owner) = lock::live_owner(&dir) {
+        anyhow::bail!(
+            "{} is locked by process {} that is still training there",
+            dir.display(),
+            owner.pid
+        );
+    }
+    let state = runfolder::folder_state(&dir);
+    let replace = match (&state, overwrite) {
+        (FolderState::Fresh, _) => false,
+        (_, true) => true,
+        (FolderState::Finished, false) => anyhow::bail!(
+            "{} holds a finished run (metrics.json); results are never overwritten without \
+             asking: pass --overwrite to replace it, or choose another --out / run.name",
+            dir.display()
+        ),
+        (FolderState::Started(files), false) => anyhow::bail!(
+            "{} holds a started run ({}); `promax train --resume {}` continues it, --overwrite \
+             replaces it",
+            dir.display(),
+            files.join(", "),
+            dir.display()
+        ),
+    };
+    let text = config::to_toml(&cfg);
+    let run_id = identity::run_id(&text);
+    // A replacement trains beside the old run and is swapped in only when it has finished.
+    let work = if replace {
+        sibling(&dir, "new")?
+    } else {
+        dir.clone()
+    };
+    let lock = Lock::acquire(&work)?;
+    write_atomic(
+        &work.join("config.toml"),
+        identity::config_file(&text).as_bytes(),
+    )?;
     tracing::info!(
-        "training {} on {} ({} users, {} items, {} train pairs) into {}",
+        "training {} on {} ({} users, {} items, {} train pairs) into {} (run {run_id})",
         cfg.model.backbone,
         ds.name,
         ds.n_users,
@@ -219,7 +276,58 @@ fn cmd_train(config: &Path, sets: &[String], out: Option<&Path>) -> Result<()> {
         ds.train.len(),
         dir.display()
     );
-    let s = trainer::train(&cfg, &ds, model, &dir)?;
+    let target = trainer::RunTarget {
+        dir: &work,
+        run_id: &run_id,
+        resume: false,
+    };
+    let s = trainer::train(&cfg, &ds, model, &target)?;
+    lock.release();
+    if replace {
+        swap_in(&work, &dir)?;
+    }
+    print_summary(&dir, &s);
+    Ok(())
+}
+
+/// Continues the interrupted run in `dir` from its checkpoint.
+fn resume_run(dir: &Path) -> Result<()> {
+    let run_id = identity::verify(dir)?.with_context(|| {
+        format!(
+            "{}: written before runs could be resumed (no run id in config.toml)",
+            dir.display()
+        )
+    })?;
+    if runfolder::folder_state(dir) == FolderState::Finished {
+        anyhow::bail!(
+            "{} holds a finished run (metrics.json): nothing to resume",
+            dir.display()
+        );
+    }
+    let cfg = config::load(&dir.join("config.toml"), &[])?;
+    init_threads(cfg.train.threads)?;
+    let registry = Registry::discover(&cfg.plugin_dirs)?;
+    let ds = load_dataset(&cfg.data)?;
+    let model = Model::build(&cfg, &registry, &ds)?;
+    let lock = Lock::acquire(dir)?;
+    if !dir.join(runfolder::resume::CHECKPOINT).exists() {
+        tracing::info!(
+            "{}: no checkpoint yet, training from epoch 1",
+            dir.display()
+        );
+    }
+    let target = trainer::RunTarget {
+        dir,
+        run_id: &run_id,
+        resume: true,
+    };
+    let s = trainer::train(&cfg, &ds, model, &target)?;
+    lock.release();
+    print_summary(dir, &s);
+    Ok(())
+}
+
+fn print_summary(dir: &Path, s: &promax::runfolder::RunSummary) {
     println!(
         "{}: best epoch {} of {}, test recall@20 {:.4} ndcg@20 {:.4} ({:.3} s/epoch, {:.3} s/eval)",
         dir.display(),
@@ -230,6 +338,39 @@ fn cmd_train(config: &Path, sets: &[String], out: Option<&Path>) -> Result<()> {
         s.seconds_per_epoch,
         s.eval_seconds
     );
+}
+
+/// A hidden folder beside `dir` for `what` (`new`, `old`), unique to this process.
+fn sibling(dir: &Path, what: &str) -> Result<PathBuf> {
+    let name = dir
+        .file_name()
+        .with_context(|| format!("{}: not a folder name", dir.display()))?
+        .to_string_lossy();
+    let parent = dir.parent().unwrap_or(Path::new(""));
+    Ok(parent.join(format!(".{name}.{what}-{}", std::process::id())))
+}
+
+/// Replaces the run in `dir` by the finished one in `new`: the old folder is renamed
+/// aside, the new one renamed into place, then the old one removed. A kill between the
+/// renames leaves both runs whole under their hidden names, never a folder mixing them.
+fn swap_in(new: &Path, dir: &Path) -> Result<()> {
+    let old = sibling(dir, "old")?;
+    if dir.exists() {
+        if let Some(owner) = lock::live_owner(dir) {
+            anyhow::bail!(
+                "{} was locked by process {} while this run trained; the new run is kept in {}",
+                dir.display(),
+                owner.pid,
+                new.display()
+            );
+        }
+        std::fs::rename(dir, &old).with_context(|| format!("moving {} aside", dir.display()))?;
+    }
+    std::fs::rename(new, dir)
+        .with_context(|| format!("renaming {} to {}", new.display(), dir.display()))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+    }
     Ok(())
 }
 
@@ -430,6 +571,7 @@ fn cmd_compare(args: promax::compare::CompareArgs) -> Result<()> {
 }
 
 fn cmd_eval(run: &Path, add_groups: bool) -> Result<()> {
+    runfolder::require_finished(run)?;
     let cfg = config::load(&run.join("config.toml"), &[])?;
     init_threads(cfg.train.threads)?;
     let registry = Registry::discover(&cfg.plugin_dirs)?;
@@ -567,7 +709,19 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train { config, sets, out } => cmd_train(&config, &sets, out.as_deref()),
+        Command::Train {
+            config,
+            sets,
+            out,
+            resume,
+            overwrite,
+        } => cmd_train(
+            config.as_deref(),
+            &sets,
+            out.as_deref(),
+            resume.as_deref(),
+            overwrite,
+        ),
         Command::Eval {
             run_dir,
             add_groups,

@@ -101,8 +101,11 @@ pub struct Adam {
     pub beta2: f32,
     pub eps: f32,
     step: i32,
-    moments: Vec<(Vec<f32>, Vec<f32>)>,
+    moments: Vec<Moments>,
 }
+
+/// Adam's first and second moment of every parameter of one store.
+pub type Moments = (Vec<f32>, Vec<f32>);
 
 impl Adam {
     pub fn new(lr: f32, stores: &[&ParamStore]) -> Adam {
@@ -117,6 +120,35 @@ impl Adam {
                 .map(|s| (vec![0f32; s.data.len()], vec![0f32; s.data.len()]))
                 .collect(),
         }
+    }
+
+    /// Steps taken and the first and second moments of every store (for checkpoints).
+    pub fn state(&self) -> (i32, &[Moments]) {
+        (self.step, &self.moments)
+    }
+
+    /// Restores a checkpoint's step and moments; each moment must match its store's size.
+    pub fn restore(&mut self, step: i32, moments: Vec<Moments>) -> Result<(), String> {
+        if moments.len() != self.moments.len() {
+            return Err(format!(
+                "{} moment pairs for {} parameter stores",
+                moments.len(),
+                self.moments.len()
+            ));
+        }
+        for (k, ((m, v), (m0, _))) in moments.iter().zip(&self.moments).enumerate() {
+            if m.len() != m0.len() || v.len() != m0.len() {
+                return Err(format!(
+                    "store {k}: moments of {} and {} entries for {} parameters",
+                    m.len(),
+                    v.len(),
+                    m0.len()
+                ));
+            }
+        }
+        self.step = step;
+        self.moments = moments;
+        Ok(())
     }
 
     /// One update of every store from its gradient (stores in the order given to `new`).

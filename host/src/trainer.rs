@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use promax_kernels::{graph::EdgeDropout, CpuKernels, CsrMatrix};
 use promax_plugin_api::sdk::{Compute, Emb, EmbBuf};
@@ -21,6 +21,7 @@ use crate::eval::{EvalResult, Evaluator};
 use crate::losses::bpr;
 use crate::model::{forward, graph_view, Model};
 use crate::params::Adam;
+use crate::runfolder::resume::{self, Progress, StoreState, TrainState, CHECKPOINT};
 use crate::runfolder::{self, EpochRow, RunSummary};
 use crate::sampler::{user_items, Epoch, Sampler};
 
@@ -299,8 +300,97 @@ fn progress_bar(len: u64, epoch: usize) -> ProgressBar {
     pb
 }
 
-/// Trains the configured model on `ds`, writing the run folder `out`.
-pub fn train(cfg: &Config, ds: &Dataset, model: Model, out: &Path) -> Result<RunSummary> {
+/// Where a run writes, and whether it continues from a checkpoint.
+pub struct RunTarget<'p> {
+    /// The run folder (its config.toml already written).
+    pub dir: &'p Path,
+    /// The run's identity, carried by every file written.
+    pub run_id: &'p str,
+    /// Continue from `dir`'s checkpoint when there is one.
+    pub resume: bool,
+}
+
+impl Trainer<'_> {
+    /// The checkpoint of the current state (`best`: the best parameters so far).
+    fn state(
+        &self,
+        progress: &Progress,
+        sampler: &ChaCha8Rng,
+        best: Option<&Vec<Vec<f32>>>,
+    ) -> TrainState {
+        let (adam_step, moments) = self.adam.state();
+        let stores = self
+            .model
+            .stores
+            .iter()
+            .zip(moments)
+            .enumerate()
+            .map(|(k, (s, (m, v)))| StoreState {
+                owner: s.owner.clone(),
+                params: s.data.clone(),
+                adam_m: m.clone(),
+                adam_v: v.clone(),
+                best: best.map(|b| b[k].clone()),
+            })
+            .collect();
+        TrainState {
+            progress: progress.clone(),
+            step: self.step,
+            adam_step,
+            sampler_word_pos: sampler.get_word_pos(),
+            stores,
+        }
+    }
+
+    /// Puts a checkpoint's parameters, moments and step back; returns the best parameters.
+    fn restore_state(&mut self, state: TrainState) -> Result<Option<Vec<Vec<f32>>>> {
+        let stores = &mut self.model.stores;
+        if state.stores.len() != stores.len() {
+            bail!(
+                "the checkpoint holds {} parameter stores, the model has {}",
+                state.stores.len(),
+                stores.len()
+            );
+        }
+        let mut moments = Vec::with_capacity(stores.len());
+        let mut best = Vec::with_capacity(stores.len());
+        for (s, c) in stores.iter_mut().zip(state.stores) {
+            let len = s.data.len();
+            let best_len = c.best.as_ref().map_or(len, Vec::len);
+            if c.owner != s.owner || c.params.len() != len || best_len != len {
+                bail!(
+                    "the checkpoint's `{}` tables ({} values) do not fit the model's `{}` ({len})",
+                    c.owner,
+                    c.params.len(),
+                    s.owner
+                );
+            }
+            s.data = c.params;
+            moments.push((c.adam_m, c.adam_v));
+            best.push(c.best);
+        }
+        self.adam
+            .restore(state.adam_step, moments)
+            .map_err(|e| anyhow!("the checkpoint's optimiser state: {e}"))?;
+        self.step = state.step;
+        Ok(best.into_iter().collect())
+    }
+}
+
+/// Whether epoch `epoch` ends with a checkpoint: `train.checkpoint_every` epochs, or (0)
+/// at each evaluation.
+fn checkpoint_due(cfg: &Config, epoch: usize, evaluated: bool) -> bool {
+    match cfg.train.checkpoint_every {
+        0 => evaluated,
+        n => epoch.is_multiple_of(n),
+    }
+}
+
+/// Trains the configured model on `ds` into `target.dir`: epochs, validation, early
+/// stopping, checkpoints; then the test at the best validation parameters and the result
+/// files (`model.safetensors`, then `metrics.json`, which marks the run finished).
+pub fn train(cfg: &Config, ds: &Dataset, model: Model, target: &RunTarget) -> Result<RunSummary> {
+    let (out, run_id) = (target.dir, target.run_id);
     let metric = cfg.eval.metric.clone();
     let mut valid_ev = Evaluator::new(ds.n_users, ds.n_items, &ds.train, &ds.valid, &cfg.eval.ks);
     let mut test_ev = Evaluator::new(ds.n_users, ds.n_items, &ds.train, &ds.test, &cfg.eval.ks);
@@ -308,16 +398,37 @@ pub fn train(cfg: &Config, ds: &Dataset, model: Model, out: &Path) -> Result<Run
     let seen = user_items(ds.n_users, ds.n_items, &ds.train);
     let sampler = Sampler::new(&ds.train, &seen).map_err(|e| anyhow!("{e}"))?;
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.train.seed, 0, 0xE0));
+    let mut p = Progress::default();
+    let mut best_snap: Option<Vec<Vec<f32>>> = None;
+    let resumed = if target.resume {
+        resume::read_state(out, run_id)?
+    } else {
+        None
+    };
+    if let Some(state) = resumed {
+        rng.set_word_pos(state.sampler_word_pos);
+        p = state.progress.clone();
+        best_snap = t
+            .restore_state(state)
+            .with_context(|| format!("resuming from {}", out.join(CHECKPOINT).display()))?;
+        tracing::info!(
+            "resuming {} after epoch {} (best {metric} {:.4} at epoch {})",
+            out.display(),
+            p.epoch,
+            p.best.unwrap_or(f64::NAN),
+            p.best_epoch
+        );
+    }
     let mut epoch_data = Epoch::default();
     let mut scratch = Vec::new();
-    let mut rows: Vec<EpochRow> = Vec::new();
-    let (mut best, mut best_epoch, mut best_snap, mut bad_evals) = (f64::NEG_INFINITY, 0, None, 0);
-    let (mut train_secs, mut eval_secs, mut n_evals) = (0.0, 0.0, 0usize);
-    let mut stopped_early = false;
     let bs = cfg.train.batch_size;
     let run_start = Instant::now();
-    let mut epochs_run = 0;
-    for epoch in 1..=cfg.train.max_epochs {
+    let total_before = p.total_secs;
+    let first = p.epoch + 1;
+    for epoch in first..=cfg.train.max_epochs {
+        if p.done {
+            break;
+        }
         let start = Instant::now();
         sampler.epoch(&mut rng, &mut epoch_data);
         let n_batches = epoch_data.users.len().div_ceil(bs);
@@ -342,8 +453,8 @@ pub fn train(cfg: &Config, ds: &Dataset, model: Model, out: &Path) -> Result<Run
         }
         pb.finish_and_clear();
         let secs = start.elapsed().as_secs_f64();
-        train_secs += secs;
-        epochs_run = epoch;
+        p.train_secs += secs;
+        p.epoch = epoch;
         let losses: BTreeMap<String, f64> = sums
             .into_iter()
             .map(|(k, v)| (k, v / n_batches.max(1) as f64))
@@ -355,11 +466,12 @@ pub fn train(cfg: &Config, ds: &Dataset, model: Model, out: &Path) -> Result<Run
             seconds: secs,
             eval_seconds: None,
         };
-        if epoch % cfg.eval.every == 0 || epoch == cfg.train.max_epochs {
+        let evaluated = epoch % cfg.eval.every == 0 || epoch == cfg.train.max_epochs;
+        if evaluated {
             let res = t.evaluate(&mut valid_ev, &mut scratch)?;
             let e_secs = res.seconds;
-            eval_secs += e_secs;
-            n_evals += 1;
+            p.eval_secs += e_secs;
+            p.n_evals += 1;
             let value = *res
                 .metrics
                 .get(&metric)
@@ -370,46 +482,53 @@ pub fn train(cfg: &Config, ds: &Dataset, model: Model, out: &Path) -> Result<Run
             );
             row.valid = Some(res.metrics);
             row.eval_seconds = Some(e_secs);
-            if value > best {
-                best = value;
-                best_epoch = epoch;
+            if value > p.best.unwrap_or(f64::NEG_INFINITY) {
+                p.best = Some(value);
+                p.best_epoch = epoch;
                 best_snap = Some(t.snapshot());
-                bad_evals = 0;
+                p.bad_evals = 0;
             } else {
-                bad_evals += 1;
+                p.bad_evals += 1;
             }
-            rows.push(row);
-            runfolder::write_epochs(out, &rows)?;
-            if bad_evals >= cfg.eval.patience {
-                stopped_early = true;
-                break;
+            if p.bad_evals >= cfg.eval.patience {
+                p.stopped_early = true;
+                p.done = true;
             }
-        } else {
-            rows.push(row);
+        }
+        p.rows.push(row);
+        p.done |= epoch == cfg.train.max_epochs;
+        if evaluated || p.done || checkpoint_due(cfg, epoch, evaluated) {
+            p.total_secs = total_before + run_start.elapsed().as_secs_f64();
+            runfolder::write_epochs(out, &p.rows, run_id)?;
+        }
+        if p.done || checkpoint_due(cfg, epoch, evaluated) {
+            resume::write_state(out, run_id, &t.state(&p, &rng, best_snap.as_ref()))?;
         }
     }
-    runfolder::write_epochs(out, &rows)?;
+    runfolder::write_epochs(out, &p.rows, run_id)?;
     if let Some(snap) = best_snap {
         t.restore(snap);
     }
     let valid = t.evaluate(&mut valid_ev, &mut scratch)?;
     let test = t.evaluate(&mut test_ev, &mut scratch)?;
     tracing::info!(
-        "best epoch {best_epoch}: test recall@20 {:.4}, ndcg@20 {:.4}",
+        "best epoch {}: test recall@20 {:.4}, ndcg@20 {:.4}",
+        p.best_epoch,
         test.metrics.get("recall@20").copied().unwrap_or(f64::NAN),
         test.metrics.get("ndcg@20").copied().unwrap_or(f64::NAN)
     );
     let summary = RunSummary {
+        run_id: run_id.to_owned(),
         dataset: ds.name.clone(),
         backbone: t.model.backbone_name.clone(),
         augmenters: t.model.augmenters.iter().map(|a| a.name.clone()).collect(),
         seed: cfg.train.seed,
-        best_epoch,
-        epochs_run,
-        stopped_early,
-        seconds_per_epoch: train_secs / epochs_run.max(1) as f64,
-        eval_seconds: eval_secs / n_evals.max(1) as f64,
-        total_seconds: run_start.elapsed().as_secs_f64(),
+        best_epoch: p.best_epoch,
+        epochs_run: p.epoch,
+        stopped_early: p.stopped_early,
+        seconds_per_epoch: p.train_secs / p.epoch.max(1) as f64,
+        eval_seconds: p.eval_secs / p.n_evals.max(1) as f64,
+        total_seconds: total_before + run_start.elapsed().as_secs_f64(),
         threads: rayon::current_num_threads(),
         n_params: t.model.n_params(),
         test_groups: crate::eval::user_groups(
@@ -420,19 +539,34 @@ pub fn train(cfg: &Config, ds: &Dataset, model: Model, out: &Path) -> Result<Run
         valid: valid.metrics,
         test: test.metrics,
     };
-    runfolder::write_checkpoint(out, &t.model, &scratch)?;
+    runfolder::write_checkpoint(out, &t.model, &scratch, run_id)?;
     runfolder::write_metrics(out, &summary)?;
+    resume::remove_state(out)?;
     Ok(summary)
 }
 
-/// The run folder for a config: `--out` if given, else `run.out_dir/run.name`, else a name
-/// from dataset, model and seed (suffixed `-2`, `-3`, … if taken).
-pub fn run_dir(cfg: &Config, ds: &Dataset, out: Option<&Path>) -> PathBuf {
+/// The run folder for a config: `--out` if given, else `run.out_dir/run.name` (a single
+/// folder name: it cannot escape `run.out_dir`), else a name from dataset, model and seed
+/// (suffixed `-2`, `-3`, … if taken).
+pub fn run_dir(cfg: &Config, ds: &Dataset, out: Option<&Path>) -> Result<PathBuf> {
     if let Some(o) = out {
-        return o.to_owned();
+        return Ok(o.to_owned());
     }
-    if !cfg.run.name.is_empty() {
-        return cfg.run.out_dir.join(&cfg.run.name);
+    let name = &cfg.run.name;
+    if !name.is_empty() {
+        let mut parts = Path::new(name).components();
+        let single = matches!(
+            (parts.next(), parts.next()),
+            (Some(std::path::Component::Normal(_)), None)
+        );
+        if !single || name.contains(['/', '\\']) {
+            bail!(
+                "run.name = {name:?} must be one folder name inside run.out_dir ({}), without \
+                 `/`, `..` or a root; use --out DIR for a folder elsewhere",
+                cfg.run.out_dir.display()
+            );
+        }
+        return Ok(cfg.run.out_dir.join(name));
     }
     let mut model = cfg.model.backbone.clone();
     for a in &cfg.model.augmenters {
@@ -446,7 +580,7 @@ pub fn run_dir(cfg: &Config, ds: &Dataset, out: Option<&Path>) -> PathBuf {
         dir = cfg.run.out_dir.join(format!("{base}-{n}"));
         n += 1;
     }
-    dir
+    Ok(dir)
 }
 
 /// Loads a finished run's parameters and evaluates them on valid and test.

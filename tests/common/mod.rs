@@ -61,3 +61,31 @@ pub fn promax_in(dir: &Path, args: &[&str]) -> Output {
         .output()
         .expect("running promax")
 }
+
+/// A 2 backbones (MF, LightGCN) × 2 methods (bare, ProMax SDR) × 2 seeds (11, 12) compare
+/// file on the synthetic data with `users` × `items`, `max_epochs` epochs validated every
+/// epoch on one thread, written to `dir/tiny.toml`.
+pub fn tiny_compare(dir: &Path, max_epochs: usize, users: usize, items: usize) -> PathBuf {
+    let c = repo().join("configs");
+    let p = |s: &str| c.join(s).display().to_string();
+    let body = format!(
+        "title = \"tiny\"\nlayers = [{base:?}]\n\
+         sets = [\"train.max_epochs={max_epochs}\", \"eval.every=1\", \"train.threads=1\"]\n\
+         seeds = [11, 12]\nbaseline = \"base\"\n\
+         [[datasets]]\nname = \"syn\"\nconfig = {ds:?}\n\
+         sets = [\"data.synthetic.n_users={users}\", \"data.synthetic.n_items={items}\"]\n\
+         [[backbones]]\nname = \"mf\"\nconfig = {mf:?}\n\
+         [[backbones]]\nname = \"lightgcn\"\nconfig = {lgn:?}\n\
+         [[methods]]\nname = \"base\"\nconfig = []\n\
+         [[methods]]\nname = \"promax\"\nconfig = [{pm:?}]\n\
+         sets = [\"plugins.promax.s2dr=false\", \"plugins.promax.reduction=joint\"]\n",
+        base = p("base.toml"),
+        ds = p("datasets/synthetic.toml"),
+        mf = p("models/mf.toml"),
+        lgn = p("models/lightgcn.toml"),
+        pm = p("models/promax.toml"),
+    );
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, body).unwrap();
+    path
+}

@@ -1,7 +1,9 @@
 //! Running the cells of a plan: each cell is `promax train OUT/cells/<cell>/config.toml
 //! --out OUT/cells/<cell>` in a child process of the current executable, one at a time or
-//! `jobs` at a time; a cell folder with `metrics.json` is finished and skipped, one without
-//! it (an interrupted run) is removed and run again.
+//! `jobs` at a time; a cell folder with `metrics.json` is finished and skipped, one with a
+//! checkpoint of the same configuration (an interrupted run) continues from it
+//! (`promax train --resume`), any other unfinished one is removed and run again. Children
+//! die with the compare process, and a cell a live process trains in is never touched.
 
 use std::collections::VecDeque;
 use std::io::IsTerminal;
@@ -15,6 +17,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::spec::{Cell, Plan};
 use crate::config::{self, Config};
+use crate::runfolder::identity;
+use crate::runfolder::lock::live_owner;
+use crate::runfolder::resume::CHECKPOINT;
 use crate::runfolder::{self, write_atomic, RunSummary};
 
 /// How to run a plan.
@@ -123,27 +128,81 @@ fn say(pb: &ProgressBar, line: &str) {
     }
 }
 
+/// Whether an unfinished cell can continue from its checkpoint: one is there, every file
+/// belongs to the run its config.toml describes, and that config is what the compare file
+/// gives now.
+fn resumable(out: &Path, cell: &Cell) -> bool {
+    let dir = cell_dir(out, cell);
+    dir.join(CHECKPOINT).is_file()
+        && matches!(identity::verify(&dir), Ok(Some(_)))
+        && config_change(out, cell).is_none()
+}
+
+/// Makes a child die with this process (Linux: `PR_SET_PDEATHSIG`), so that a killed
+/// compare leaves no `promax train` writing into a cell that its resume would run again.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // async-signal-safe functions (prctl, getppid).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl: then nobody would kill us.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::other("the compare process has ended"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}
+
 /// Trains one cell in a child process; its output goes to `train.log` in the cell folder.
 fn run_cell(exe: &Path, out: &Path, cell: &Cell, jobs: usize) -> Result<RunSummary> {
     let dir = cell_dir(out, cell);
-    if dir.exists() {
+    if let Some(owner) = live_owner(&dir) {
+        bail!("process {} is training in {}", owner.pid, dir.display());
+    }
+    let resume = resumable(out, cell);
+    if !resume && dir.exists() {
         std::fs::remove_dir_all(&dir)
             .with_context(|| format!("removing the unfinished {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let cfg_path = dir.join("config.toml");
-    write_atomic(
-        &cfg_path,
-        config::to_toml(&cell_config(cell, jobs)).as_bytes(),
-    )?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("train");
+    if resume {
+        cmd.arg("--resume").arg(&dir);
+    } else {
+        write_atomic(
+            &cfg_path,
+            config::to_toml(&cell_config(cell, jobs)).as_bytes(),
+        )?;
+        cmd.arg(&cfg_path).arg("--out").arg(&dir);
+    }
     let log_path = dir.join("train.log");
-    let log = std::fs::File::create(&log_path)
+    // A resumed cell's log continues the interrupted one's.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
-    let status = Command::new(exe)
-        .arg("train")
-        .arg(&cfg_path)
-        .arg("--out")
-        .arg(&dir)
+    die_with_parent(&mut cmd);
+    let status = cmd
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -180,9 +239,25 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome> {
             changed.join("\n")
         );
     }
+    let busy: Vec<String> = plan
+        .cells
+        .iter()
+        .filter_map(|c| {
+            live_owner(&cell_dir(out, c)).map(|o| format!("  {}: pid {}", c.name, o.pid))
+        })
+        .collect();
+    if !busy.is_empty() {
+        bail!(
+            "cells in {} are being trained by live processes (another promax compare on the \
+             same --out?); wait for them or stop them:\n{}",
+            out.join("cells").display(),
+            busy.join("\n")
+        );
+    }
     let total = plan.cells.len();
     let todo: Vec<&Cell> = plan.cells.iter().filter(|c| !is_finished(out, c)).collect();
-    let half = todo.iter().filter(|c| cell_dir(out, c).exists()).count();
+    let resumed = todo.iter().filter(|c| resumable(out, c)).count();
+    let half = todo.iter().filter(|c| cell_dir(out, c).exists()).count() - resumed;
     let mut outcome = RunOutcome {
         skipped: total - todo.len(),
         ..RunOutcome::default()
@@ -190,10 +265,15 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome> {
     let limit = opts.max_cells.unwrap_or(usize::MAX).min(todo.len());
     let jobs = opts.jobs.max(1);
     println!(
-        "{}: {total} cells, {} finished already, {} to run{} ({} at a time) into {}",
+        "{}: {total} cells, {} finished already, {} to run{}{} ({} at a time) into {}",
         plan.title,
         outcome.skipped,
         todo.len(),
+        if resumed > 0 {
+            format!(" ({resumed} resumed from their checkpoint)")
+        } else {
+            String::new()
+        },
         if half > 0 {
             format!(" ({half} unfinished, redone)")
         } else {

@@ -712,3 +712,69 @@ mod tests {
         }
     }
 }
+
+/// Arbitrary compare files never panic the loader; valid ones give every cell of the
+/// matrix.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn configs() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "[ -~\n\t\\[\\]=\"]{0,300}") {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("c.toml");
+            std::fs::write(&p, &text).unwrap();
+            let _ = load(&p, &[]);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("c.toml");
+            std::fs::write(&p, &bytes).unwrap();
+            let _ = load(&p, &[]);
+        }
+
+        #[test]
+        fn a_valid_file_gives_the_whole_matrix(
+            seeds in proptest::collection::btree_set(0u64..1_000_000, 1..4),
+            names in proptest::collection::btree_set("[a-z][a-z0-9]{0,6}", 1..3),
+            epochs in 1usize..50,
+        ) {
+            let c = configs();
+            let seeds: Vec<u64> = seeds.into_iter().collect();
+            let mut body = format!(
+                "layers = [{:?}]\nsets = [\"train.max_epochs={epochs}\"]\nseeds = {seeds:?}\n\
+                 baseline = \"base\"\n[[datasets]]\nname = \"syn\"\nconfig = {:?}\n\
+                 [[backbones]]\nname = \"mf\"\nconfig = {:?}\n\
+                 [[methods]]\nname = \"base\"\nconfig = []\n",
+                c.join("base.toml").display().to_string(),
+                c.join("datasets/synthetic.toml").display().to_string(),
+                c.join("models/mf.toml").display().to_string(),
+            );
+            let names: Vec<String> = names.into_iter().filter(|n| n != "base").collect();
+            for n in &names {
+                body.push_str(&format!(
+                    "[[methods]]\nname = {n:?}\nconfig = []\nsets = [\"train.lr=0.002\"]\n"
+                ));
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("c.toml");
+            std::fs::write(&p, &body).unwrap();
+            let plan = load(&p, &[]).unwrap();
+            prop_assert_eq!(plan.cells.len(), seeds.len() * (1 + names.len()));
+            prop_assert!(plan.cells.iter().all(|c| c.config.train.max_epochs == epochs));
+            for seed in &seeds {
+                prop_assert!(plan.cells.iter().any(|c| c.seed == *seed && c.method == "base"));
+            }
+        }
+    }
+}

@@ -1,6 +1,11 @@
-//! The run folder: `config.toml`, `epochs.csv`, `metrics.json`, `model.safetensors`.
-//! Every file is written to a temporary name and renamed, so a killed run never leaves a
-//! truncated file that looks complete.
+//! The run folder: `config.toml`, `epochs.csv`, `metrics.json`, `model.safetensors`, and
+//! while training `checkpoint.safetensors` and `train.lock`. Every file is written to a
+//! temporary name and renamed, so a killed run never leaves a truncated file that looks
+//! complete; every result file carries the run's identity ([`identity`]).
+
+pub mod identity;
+pub mod lock;
+pub mod resume;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -14,7 +19,7 @@ use crate::metrics::METRICS;
 use crate::model::Model;
 
 /// One line of `epochs.csv`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochRow {
     pub epoch: usize,
     /// Mean per batch of each loss term.
@@ -27,6 +32,10 @@ pub struct EpochRow {
 /// `metrics.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunSummary {
+    /// The run's identity ([`identity::run_id`] of its config.toml); empty in folders
+    /// written before runs had one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_id: String,
     pub dataset: String,
     pub backbone: String,
     pub augmenters: Vec<String>,
@@ -63,6 +72,51 @@ pub struct UserGroup {
     pub metrics: BTreeMap<String, f64>,
 }
 
+/// What a folder holds, as far as runs go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FolderState {
+    /// Absent, or holding no result file (a `config.toml` alone is an intent, not a
+    /// result: a run killed before its first epoch lost nothing).
+    Fresh,
+    /// A run was started and did not finish: the result files present.
+    Started(Vec<&'static str>),
+    /// `metrics.json` is there: the trainer writes it last.
+    Finished,
+}
+
+/// The state of run folder `dir`.
+pub fn folder_state(dir: &Path) -> FolderState {
+    if dir.join("metrics.json").exists() {
+        return FolderState::Finished;
+    }
+    let present: Vec<&'static str> = identity::RESULT_FILES
+        .into_iter()
+        .filter(|f| dir.join(f).exists())
+        .collect();
+    if present.is_empty() {
+        FolderState::Fresh
+    } else {
+        FolderState::Started(present)
+    }
+}
+
+/// Checks that `dir` holds a finished run whose files all belong to it; returns its
+/// identity (`None` for a folder written before runs had one).
+pub fn require_finished(dir: &Path) -> Result<Option<String>> {
+    if !dir.join("config.toml").exists() {
+        bail!("{}: no config.toml, not a run folder", dir.display());
+    }
+    let id = identity::verify(dir)?;
+    if folder_state(dir) != FolderState::Finished {
+        bail!(
+            "{} holds no finished run (no metrics.json): `promax train --resume {}` finishes it",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(id)
+}
+
 /// A temporary name beside `path` (same folder, so the final rename is atomic), creating
 /// the folder if needed.
 pub fn temp_path(path: &Path) -> Result<PathBuf> {
@@ -86,8 +140,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
-/// Rewrites `epochs.csv` with every row so far (loss terms, validation metrics, seconds).
-pub fn write_epochs(dir: &Path, rows: &[EpochRow]) -> Result<()> {
+/// Rewrites `epochs.csv` with every row so far (loss terms, validation metrics, seconds,
+/// and the run's identity on every row).
+pub fn write_epochs(dir: &Path, rows: &[EpochRow], run_id: &str) -> Result<()> {
     let terms: BTreeSet<&String> = rows.iter().flat_map(|r| r.losses.keys()).collect();
     let metrics: BTreeSet<&String> = rows
         .iter()
@@ -113,7 +168,7 @@ pub fn write_epochs(dir: &Path, rows: &[EpochRow]) -> Result<()> {
     for m in &metric_cols {
         let _ = write!(s, ",valid_{m}");
     }
-    s.push_str(",seconds,eval_seconds\n");
+    s.push_str(",seconds,eval_seconds,run_id\n");
     for r in rows {
         let _ = write!(s, "{},{:.6}", r.epoch, r.losses.values().sum::<f64>());
         for t in &terms {
@@ -136,13 +191,20 @@ pub fn write_epochs(dir: &Path, rows: &[EpochRow]) -> Result<()> {
         if let Some(e) = r.eval_seconds {
             let _ = write!(s, "{e:.4}");
         }
-        s.push('\n');
+        let _ = writeln!(s, ",{run_id}");
     }
     write_atomic(&dir.join("epochs.csv"), s.as_bytes())
 }
 
-/// Reads a finished run's `metrics.json`.
+/// Reads a finished run's `metrics.json`, after checking that every file in the folder
+/// belongs to the run its `config.toml` describes.
 pub fn read_metrics(dir: &Path) -> Result<RunSummary> {
+    identity::verify(dir)?;
+    read_metrics_unchecked(dir)
+}
+
+/// Reads `metrics.json` alone.
+fn read_metrics_unchecked(dir: &Path) -> Result<RunSummary> {
     let path = dir.join("metrics.json");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -198,8 +260,9 @@ fn f32_bytes(x: &[f32]) -> Vec<u8> {
 }
 
 /// Writes `model.safetensors`: every parameter table (`plugin/table`) and the final
-/// embeddings (`final/users`, `final/items`) computed from them.
-pub fn write_checkpoint(dir: &Path, model: &Model, final_emb: &[f32]) -> Result<()> {
+/// embeddings (`final/users`, `final/items`) computed from them, with the run's identity in
+/// its metadata.
+pub fn write_checkpoint(dir: &Path, model: &Model, final_emb: &[f32], run_id: &str) -> Result<()> {
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for store in &model.stores {
         for (name, rows, cols, data) in store.named_tables() {
@@ -221,7 +284,9 @@ pub fn write_checkpoint(dir: &Path, model: &Model, final_emb: &[f32]) -> Result<
             ))
         })
         .collect::<Result<_, safetensors::SafeTensorError>>()?;
-    let bytes = safetensors::serialize(views, &None)?;
+    let metadata = (!run_id.is_empty())
+        .then(|| std::collections::HashMap::from([("run_id".to_owned(), run_id.to_owned())]));
+    let bytes = safetensors::serialize(views, &metadata)?;
     write_atomic(&dir.join("model.safetensors"), &bytes)
 }
 
@@ -336,17 +401,17 @@ mod tests {
             seconds: 1.0,
             eval_seconds: valid.map(|_| 0.5),
         };
-        write_epochs(dir.path(), &[mk(1, None), mk(2, Some(0.1))]).unwrap();
+        write_epochs(dir.path(), &[mk(1, None), mk(2, Some(0.1))], "ab12").unwrap();
         let text = std::fs::read_to_string(dir.path().join("epochs.csv")).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "epoch,loss,bpr,reg,valid_recall@5,valid_recall@20,seconds,eval_seconds"
+            "epoch,loss,bpr,reg,valid_recall@5,valid_recall@20,seconds,eval_seconds,run_id"
         );
         assert!(lines[1].starts_with("1,0.750000,"), "{}", lines[1]);
         assert!(lines[1].contains(",,,1.0000,"), "{}", lines[1]);
         assert!(
-            lines[2].contains("0.050000,0.100000,1.0000,0.5000"),
+            lines[2].contains("0.050000,0.100000,1.0000,0.5000,ab12"),
             "{}",
             lines[2]
         );
