@@ -147,6 +147,9 @@ enum Command {
         /// Output file for `--all` (`user<TAB>rank<TAB>item<TAB>score`).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace `--out` if it exists (it is never replaced without asking).
+        #[arg(long, requires = "out")]
+        overwrite: bool,
         /// Items per user.
         #[arg(short, long, default_value_t = 20)]
         k: usize,
@@ -538,7 +541,41 @@ fn load_augment_profiles(
     promax::data::load_profiles(&cfg.data, n_u, n_i)?.context("no profiles configured")
 }
 
-fn cmd_recommend(run: &Path, users: &[u32], all: bool, out: Option<&Path>, k: usize) -> Result<()> {
+/// Refuses to write over an existing file unless asked, and ever over a run's own files.
+fn check_new_output(path: &Path, run: &Path, overwrite: bool) -> Result<()> {
+    let same_dir = match (path.parent(), run.canonicalize()) {
+        (Some(p), Ok(r)) => p.canonicalize().is_ok_and(|p| p == r),
+        _ => false,
+    };
+    if same_dir
+        && path.file_name().is_some_and(|n| {
+            n == "config.toml" || runfolder::identity::RESULT_FILES.iter().any(|f| n == *f)
+        })
+    {
+        anyhow::bail!(
+            "--out {} is a file of the run itself; choose another path",
+            path.display()
+        );
+    }
+    if path.exists() && !overwrite {
+        anyhow::bail!(
+            "--out {} exists; pass --overwrite to replace it, or choose another path",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn cmd_recommend(
+    run: &Path,
+    users: &[u32],
+    all: bool,
+    (out, overwrite): (Option<&Path>, bool),
+    k: usize,
+) -> Result<()> {
+    if let Some(path) = out {
+        check_new_output(path, run, overwrite)?;
+    }
     let rec = Recommender::from_run(run)?;
     if all {
         let out = out.context("--all needs --out FILE")?;
@@ -751,8 +788,9 @@ fn main() -> ExitCode {
             users,
             all,
             out,
+            overwrite,
             k,
-        } => cmd_recommend(&run_dir, &users, all, out.as_deref(), k),
+        } => cmd_recommend(&run_dir, &users, all, (out.as_deref(), overwrite), k),
         Command::Profile { data, what } => cmd_profile(&data, &what),
         Command::Embed { data, what } => cmd_embed(&data, &what),
         Command::Augment {
