@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -22,6 +23,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::config::{DataConfig, SyntheticConfig};
+
+mod npy;
 
 /// (user, item) interactions with 0-based ids.
 pub type Pairs = Vec<(u32, u32)>;
@@ -574,8 +577,9 @@ fn resolve_profile_path(cfg: &DataConfig, p: &Path) -> PathBuf {
 }
 
 /// Reads one `.npy` profile table: a 2-D float32 array (C or Fortran order, either byte
-/// order) with `expected_rows` rows, every value finite. Returns the values row-major and
-/// the dimension.
+/// order) with `expected_rows` rows, every value finite, no degenerate rows. Returns the
+/// values row-major and the dimension. The header is checked against the file's length
+/// before anything is allocated for the data.
 pub fn read_profile_table(
     path: &Path,
     key: &'static str,
@@ -587,51 +591,7 @@ pub fn read_profile_table(
         key,
         reason,
     };
-    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => DataError::MissingProfiles {
-            path: path.to_path_buf(),
-            key,
-        },
-        _ => DataError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        },
-    })?;
-    if path.is_dir() {
-        return Err(bad("is a folder, not a .npy file".into()));
-    }
-    // Read with a dynamic dimension so that a wrong rank is reported with its shape
-    // rather than as ndarray-npy's "ndim did not match".
-    let arr = ArrayD::<f32>::read_npy(std::io::BufReader::new(file)).map_err(|e| {
-        bad(match e {
-            ReadNpyError::WrongDescriptor(desc) => {
-                let desc = desc.to_string();
-                format!(
-                    "holds {} values (dtype {desc}), not float32; profile tables must be \
-                     float32 '<f4' (np.save(path, a.astype(np.float32)))",
-                    dtype_name(&desc)
-                )
-            }
-            ReadNpyError::ParseHeader(e) => format!("not a .npy file: {e}"),
-            ReadNpyError::MissingData => {
-                "is truncated: it holds less data than its header's shape promises".into()
-            }
-            ReadNpyError::ExtraBytes(n) => {
-                format!("has {n} bytes after the array its header describes")
-            }
-            ReadNpyError::Io(e) => format!("cannot read it as .npy: {e}"),
-            other => format!("cannot read it as .npy: {other}"),
-        })
-    })?;
-    let shape = arr.shape().to_vec();
-    if shape.len() != 2 {
-        return Err(bad(format!(
-            "holds a {}-D float32 array of shape {}, not a 2-D ({what}s × dimension) table",
-            shape.len(),
-            py_shape(&shape)
-        )));
-    }
-    let (rows, dim) = (shape[0], shape[1]);
+    let (mut file, rows, dim) = open_profile_table(path, key, what)?;
     if rows != expected_rows {
         return Err(bad(format!(
             "has {rows} rows but the dataset has {expected_rows} {what}s (row i must be the \
@@ -639,8 +599,19 @@ pub fn read_profile_table(
         )));
     }
     if dim == 0 {
-        return Err(bad(format!("has shape {}: no columns", py_shape(&shape))));
+        return Err(bad(format!(
+            "has shape {}: no columns",
+            py_shape(&[rows, dim])
+        )));
     }
+    file.seek(SeekFrom::Start(0)).map_err(|e| DataError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    // Read with a dynamic dimension: the rank was checked above, and ndarray-npy then
+    // handles byte order and Fortran order.
+    let arr = ArrayD::<f32>::read_npy(std::io::BufReader::new(file))
+        .map_err(|e| bad(npy_error_reason(e)))?;
     // Fortran-order files come back column-major; `iter` walks the logical row-major order.
     let values: Vec<f32> = if arr.is_standard_layout() {
         let (v, offset) = arr.into_raw_vec_and_offset();
@@ -658,7 +629,196 @@ pub fn read_profile_table(
             values[pos]
         )));
     }
+    if let Some(reason) = degenerate_rows(&values, dim, what) {
+        return Err(bad(reason));
+    }
     Ok((values, dim))
+}
+
+/// The number of rows of a `.npy` profile table, from its header alone (checked like
+/// [`read_profile_table`]'s: float32, 2-D, as many data bytes as the shape needs).
+pub fn profile_table_rows(path: &Path, key: &'static str, what: &str) -> Result<usize, DataError> {
+    open_profile_table(path, key, what).map(|(_, rows, _)| rows)
+}
+
+/// Opens a profile table and checks its header: a regular file holding a 2-D float32
+/// array whose shape accounts for exactly the bytes after the header. Returns the file and
+/// the shape; nothing of the data is read or allocated.
+fn open_profile_table(
+    path: &Path,
+    key: &'static str,
+    what: &str,
+) -> Result<(std::fs::File, usize, usize), DataError> {
+    let bad = |reason: String| DataError::BadProfiles {
+        path: path.to_path_buf(),
+        key,
+        reason,
+    };
+    let io = |e: std::io::Error| DataError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    // Metadata before opening: opening a FIFO would block until a writer appears.
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => DataError::MissingProfiles {
+            path: path.to_path_buf(),
+            key,
+        },
+        _ => io(e),
+    })?;
+    if meta.is_dir() {
+        return Err(bad("is a folder, not a .npy file".into()));
+    }
+    if !meta.is_file() {
+        return Err(bad(format!(
+            "is not a regular file ({}); profile tables must be .npy files",
+            file_kind(&meta)
+        )));
+    }
+    let file_len = meta.len();
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let header = npy::read_header(&mut std::io::BufReader::new(&mut file), file_len)
+        .map_err(|e| bad(format!("not a .npy file: {e}")))?;
+    let code = header.descr.trim_start_matches(['<', '>', '=', '|']);
+    if code != "f4" {
+        let desc = format!("'{}'", header.descr);
+        return Err(bad(format!(
+            "holds {} values (dtype {desc}), not float32; profile tables must be \
+             float32 '<f4' (np.save(path, a.astype(np.float32)))",
+            dtype_name(&desc)
+        )));
+    }
+    let shape = &header.shape;
+    if shape.len() != 2 {
+        return Err(bad(format!(
+            "holds a {}-D float32 array of shape {}, not a 2-D ({what}s × dimension) table",
+            shape.len(),
+            py_shape(shape)
+        )));
+    }
+    let available = file_len.saturating_sub(header.data_offset);
+    match header.data_bytes(4) {
+        Some(need) if need == available => Ok((file, shape[0], shape[1])),
+        Some(need) if need < available => Err(bad(format!(
+            "has {} bytes after the array its header describes (shape {})",
+            available - need,
+            py_shape(shape)
+        ))),
+        need => Err(bad(format!(
+            "its header claims shape {} ({} of float32 data) but the file is only {file_len} \
+             bytes: the file is truncated or corrupt",
+            py_shape(shape),
+            need.map_or_else(
+                || "more than 2^64 bytes".to_string(),
+                |n| format!("{n} bytes")
+            )
+        ))),
+    }
+}
+
+/// ndarray-npy's errors in words; the header was checked already, so these are rare.
+fn npy_error_reason(e: ReadNpyError) -> String {
+    match e {
+        ReadNpyError::WrongDescriptor(desc) => {
+            let desc = desc.to_string();
+            format!(
+                "holds {} values (dtype {desc}), not float32; profile tables must be \
+                 float32 '<f4' (np.save(path, a.astype(np.float32)))",
+                dtype_name(&desc)
+            )
+        }
+        ReadNpyError::ParseHeader(e) => format!("not a .npy file: {e}"),
+        ReadNpyError::MissingData => {
+            "is truncated: it holds less data than its header's shape promises".into()
+        }
+        ReadNpyError::ExtraBytes(n) => {
+            format!("has {n} bytes after the array its header describes")
+        }
+        ReadNpyError::Io(e) => format!("cannot read it as .npy: {e}"),
+        other => format!("cannot read it as .npy: {other}"),
+    }
+}
+
+/// How many ids a message lists.
+const EXAMPLE_IDS: usize = 5;
+
+/// `"3, 7, 9"` or `"3, 7, 9, 12, 15, ..."`: the first few of `ids`.
+fn examples<T: ToString>(ids: &[T]) -> String {
+    let mut s = ids
+        .iter()
+        .take(EXAMPLE_IDS)
+        .map(T::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > EXAMPLE_IDS {
+        s.push_str(", ...");
+    }
+    s
+}
+
+/// Why a table's rows cannot serve as profiles, if they cannot: an all-zero row has no
+/// direction (its cosine to anything is undefined), a row holding one value in every
+/// column carries nothing but a norm, and a table whose rows are all the same makes every
+/// user (item) look alike: all signs of a failed or placeholder embedding run.
+fn degenerate_rows(values: &[f32], dim: usize, what: &str) -> Option<String> {
+    let rows: Vec<&[f32]> = values.chunks_exact(dim).collect();
+    let zero: Vec<usize> = (0..rows.len())
+        .filter(|&r| rows[r].iter().all(|&x| x == 0.0))
+        .collect();
+    if !zero.is_empty() {
+        return Some(format!(
+            "{} row(s) are all zeros (0-based row = {what} id: {}); every profile needs a \
+             non-zero embedding",
+            zero.len(),
+            examples(&zero)
+        ));
+    }
+    // With one column every row is "constant"; that says nothing about the embedding.
+    if dim >= 2 {
+        let constant: Vec<usize> = (0..rows.len())
+            .filter(|&r| rows[r].iter().all(|&x| x == rows[r][0]))
+            .collect();
+        if !constant.is_empty() {
+            return Some(format!(
+                "{} row(s) hold one value in every column (0-based row = {what} id: {}); \
+                 a constant row is not an embedding",
+                constant.len(),
+                examples(&constant)
+            ));
+        }
+    }
+    if rows.len() >= 2 && rows.iter().all(|r| *r == rows[0]) {
+        return Some(format!(
+            "all {} rows are identical (rows 0..{}): the table cannot tell one {what} from \
+             another",
+            rows.len(),
+            rows.len()
+        ));
+    }
+    None
+}
+
+/// A non-regular file's kind, for error messages.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if meta.is_dir() {
+        "a directory"
+    } else {
+        "not a plain file"
+    }
 }
 
 /// A numpy dtype descriptor (`'<f8'`) in words, for error messages.
@@ -1760,6 +1920,165 @@ mod tests {
             msg.contains("u.npy") && msg.contains("not a .npy file"),
             "{msg}"
         );
+    }
+
+    /// An `.npy` file of exactly 128 bytes whose header claims `shape`.
+    fn npy_claiming(shape: &str) -> Vec<u8> {
+        let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+        let mut v = b"\x93NUMPY\x01\x00".to_vec();
+        let len = 128 - 10;
+        v.extend((len as u16).to_le_bytes());
+        v.extend(format!("{dict:<width$}", width = len - 1).into_bytes());
+        v.push(b'\n');
+        v
+    }
+
+    #[test]
+    fn npy_headers_are_checked_against_the_file_size_before_allocation() {
+        let ok_items = |p: &Path| ndarray_npy::write_npy(p, &grid(4, 4)).unwrap();
+        // 10^12 × 10^6 float32 = 4 * 10^18 bytes claimed by a 128-byte file.
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(
+            dir.path(),
+            &|p| fs::write(p, npy_claiming("(1000000000000, 1000000)")).unwrap(),
+            &ok_items,
+        )
+        .to_string();
+        assert!(
+            msg.contains("u.npy")
+                && msg.contains("(1000000000000, 1000000)")
+                && msg.contains("4000000000000000000 bytes")
+                && msg.contains("only 128 bytes"),
+            "{msg}"
+        );
+        // rows × cols × 4 overflows u64.
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(
+            dir.path(),
+            &|p| {
+                fs::write(
+                    p,
+                    npy_claiming("(18446744073709551615, 18446744073709551615)"),
+                )
+                .unwrap()
+            },
+            &ok_items,
+        )
+        .to_string();
+        assert!(msg.contains("more than 2^64 bytes"), "{msg}");
+        // Truncated and padded files.
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(
+            dir.path(),
+            &|p| {
+                ndarray_npy::write_npy(p, &grid(3, 4)).unwrap();
+                let b = fs::read(p).unwrap();
+                fs::write(p, &b[..b.len() - 5]).unwrap();
+            },
+            &ok_items,
+        )
+        .to_string();
+        assert!(msg.contains("u.npy") && msg.contains("truncated"), "{msg}");
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(
+            dir.path(),
+            &|p| {
+                ndarray_npy::write_npy(p, &grid(3, 4)).unwrap();
+                let mut b = fs::read(p).unwrap();
+                b.extend([0u8; 7]);
+                fs::write(p, b).unwrap();
+            },
+            &ok_items,
+        )
+        .to_string();
+        assert!(msg.contains("7 bytes after the array"), "{msg}");
+        // The header alone gives the row count (what `promax augment` needs first).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.npy");
+        ndarray_npy::write_npy(&p, &grid(7, 3)).unwrap();
+        assert_eq!(
+            profile_table_rows(&p, "data.profiles.users", "user").unwrap(),
+            7
+        );
+        fs::write(&p, npy_claiming("(1000000000000, 1000000)")).unwrap();
+        assert!(profile_table_rows(&p, "data.profiles.users", "user").is_err());
+    }
+
+    #[test]
+    fn degenerate_profile_rows_are_named() {
+        let ok_items = |p: &Path| ndarray_npy::write_npy(p, &grid(4, 4)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(
+            dir.path(),
+            &|p| {
+                let mut a = grid(3, 4);
+                a.row_mut(0).fill(0.0);
+                a.row_mut(2).fill(-0.0);
+                ndarray_npy::write_npy(p, &a).unwrap()
+            },
+            &ok_items,
+        )
+        .to_string();
+        assert!(
+            msg.contains("u.npy") && msg.contains("2 row(s) are all zeros") && msg.contains("0, 2"),
+            "{msg}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(
+            dir.path(),
+            &|p| ndarray_npy::write_npy(p, &grid(3, 4)).unwrap(),
+            &|p| {
+                let mut a = grid(4, 4);
+                a.row_mut(3).fill(0.25);
+                ndarray_npy::write_npy(p, &a).unwrap()
+            },
+        )
+        .to_string();
+        assert!(
+            msg.contains("i.npy")
+                && msg.contains("1 row(s) hold one value")
+                && msg.contains(": 3)"),
+            "{msg}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(
+            dir.path(),
+            &|p| {
+                let a = ndarray::Array2::from_shape_fn((3, 4), |(_, c)| c as f32 + 1.0);
+                ndarray_npy::write_npy(p, &a).unwrap()
+            },
+            &ok_items,
+        )
+        .to_string();
+        assert!(msg.contains("all 3 rows are identical"), "{msg}");
+        // One column: rows are single numbers, and differing ones are fine.
+        assert_eq!(degenerate_rows(&[1.0, 2.0, 3.0], 1, "user"), None);
+        assert!(degenerate_rows(&[1.0, 1.0], 1, "user").is_some());
+    }
+
+    #[test]
+    fn a_profile_path_that_is_not_a_file_says_so() {
+        let ok_items = |p: &Path| ndarray_npy::write_npy(p, &grid(4, 4)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(dir.path(), &|p| fs::create_dir(p).unwrap(), &ok_items).to_string();
+        assert!(
+            msg.contains("u.npy") && msg.contains("is a folder"),
+            "{msg}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let made = std::cell::Cell::new(false);
+        let err = profile_err(
+            dir.path(),
+            &|p| {
+                let s = std::process::Command::new("mkfifo").arg(p).status();
+                made.set(s.is_ok_and(|s| s.success()));
+            },
+            &ok_items,
+        );
+        if made.get() {
+            let msg = err.to_string();
+            assert!(msg.contains("u.npy") && msg.contains("(a FIFO)"), "{msg}");
+        }
     }
 
     #[test]
