@@ -25,6 +25,8 @@ use rayon::prelude::*;
 use crate::config::{DataConfig, SyntheticConfig};
 
 mod npy;
+#[cfg(test)]
+mod proptests;
 
 /// (user, item) interactions with 0-based ids.
 pub type Pairs = Vec<(u32, u32)>;
