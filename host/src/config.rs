@@ -106,6 +106,9 @@ pub struct DataConfig {
     pub n_items: usize,
     /// What a repeated (user, item) line in one split file does: `"error"` or `"drop"`.
     pub duplicates: String,
+    /// 0-based fields of the user and item ids in the split files (`[0, 1]`), for files
+    /// with more columns; empty = every line has exactly two fields, user and item.
+    pub columns: Vec<usize>,
     /// Generator settings, used when `kind = "synthetic"`.
     pub synthetic: SyntheticConfig,
     /// User and item profile embeddings: `.npy` files, seeded random ones, or none.
@@ -121,8 +124,27 @@ impl Default for DataConfig {
             n_users: 0,
             n_items: 0,
             duplicates: "error".into(),
+            columns: Vec::new(),
             synthetic: SyntheticConfig::default(),
             profiles: ProfilesConfig::default(),
+        }
+    }
+}
+
+impl DataConfig {
+    /// `data.columns` as `[user, item]` field indices, `None` when empty (exactly two
+    /// fields per line); else `(value, reason)`. Shared by [`Config::validate`] and the data
+    /// loader (which may be handed a `DataConfig` built in code).
+    pub fn split_columns(&self) -> Result<Option<[usize; 2]>, (String, String)> {
+        match self.columns[..] {
+            [] => Ok(None),
+            [u, i] if u != i => Ok(Some([u, i])),
+            _ => Err((
+                format!("{:?}", self.columns),
+                "must name two distinct 0-based fields, [user, item], or be empty \
+                 (exactly two fields per line)"
+                    .into(),
+            )),
         }
     }
 }
@@ -633,6 +655,9 @@ impl Config {
         let d = &self.data;
         one_of("data.kind", &d.kind, DATA_KINDS)?;
         one_of("data.duplicates", &d.duplicates, DUPLICATE_POLICIES)?;
+        if let Err((value, reason)) = d.split_columns() {
+            return Err(bad("data.columns", Raw(value), reason));
+        }
         if d.kind == "files" && d.path.as_os_str().is_empty() {
             return Err(bad(
                 "data.path",
@@ -1574,6 +1599,9 @@ mod tests {
             (&["device=gpu"], "device"),
             (&["data.kind=folder"], "data.kind"),
             (&["data.duplicates=keep"], "data.duplicates"),
+            (&["data.columns=[1]"], "data.columns"),
+            (&["data.columns=[2, 2]"], "data.columns"),
+            (&["data.columns=[0, 1, 2]"], "data.columns"),
             (&["data.kind=files"], "data.path"),
             (&["data.synthetic.affinity=1.5"], "data.synthetic.affinity"),
             (

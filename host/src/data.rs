@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -22,6 +23,10 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::config::{DataConfig, SyntheticConfig};
+
+mod npy;
+#[cfg(test)]
+mod proptests;
 
 /// (user, item) interactions with 0-based ids.
 pub type Pairs = Vec<(u32, u32)>;
@@ -100,6 +105,27 @@ pub enum DataError {
     MissingFile {
         /// The missing file.
         path: PathBuf,
+    },
+    /// A split path that exists but is a directory, FIFO, device or socket.
+    #[error("{} is {what}", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead, in words.
+        what: String,
+    },
+    /// A declared user or item count no dataset of these files can need; allocating
+    /// per-user (per-item) tables for it could exhaust memory.
+    #[error("data config: `{key}` = {declared} is above the limit of {limit} for these split files ({interactions} interactions; the limit is {} + {} per interaction, at most 2^31): almost surely a typo", SLACK_IDS, IDS_PER_INTERACTION)]
+    AbsurdCount {
+        /// `data.n_users` or `data.n_items`.
+        key: &'static str,
+        /// The declared count.
+        declared: usize,
+        /// The largest count accepted.
+        limit: usize,
+        /// Interactions in all three splits.
+        interactions: usize,
     },
     /// A file exists but cannot be read.
     #[error("cannot read {}: {source}", path.display())]
@@ -261,13 +287,28 @@ fn load_files(cfg: &DataConfig) -> Result<Dataset, DataError> {
     // Every file is checked to exist before any is parsed, so a missing one is reported
     // first rather than after a long read.
     let paths = SPLIT_FILES.map(|f| dir.join(f));
-    if let Some(p) = paths.iter().find(|p| !p.is_file()) {
-        return Err(DataError::MissingFile { path: p.clone() });
+    for p in &paths {
+        check_split_file(p)?;
     }
+    let columns = cfg
+        .split_columns()
+        .map_err(|(value, reason)| DataError::Config {
+            key: "data.columns".into(),
+            reason: format!("= {value} {reason}"),
+        })?;
     let mut splits = Vec::with_capacity(3);
     for p in &paths {
-        splits.push(read_split(p, declared_users, declared_items, policy)?);
+        splits.push(read_split(
+            p,
+            declared_users,
+            declared_items,
+            policy,
+            columns,
+        )?);
     }
+    let interactions = splits.iter().map(|s| s.pairs.len()).sum();
+    check_declared("data.n_users", declared_users, interactions)?;
+    check_declared("data.n_items", declared_items, interactions)?;
 
     let n_users = match declared_users {
         Some(n) => n,
@@ -277,6 +318,7 @@ fn load_files(cfg: &DataConfig) -> Result<Dataset, DataError> {
         Some(n) => n,
         None => inferred_count(&paths, &splits, "item", |s| s.max_item, |&(_, i)| i)?,
     };
+    warn_unseen(&paths, &splits, n_users, n_items);
     let name = if !cfg.name.is_empty() {
         cfg.name.clone()
     } else {
@@ -323,6 +365,98 @@ fn folder_name(dir: &Path) -> String {
         })
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "dataset".into())
+}
+
+/// Ids a declared count may have beyond [`IDS_PER_INTERACTION`] per interaction.
+const SLACK_IDS: usize = 1000;
+/// Ids a declared count may have per interaction in the split files: far more than any
+/// real dataset's share of users (items) without an interaction, yet small enough that the
+/// per-id tables stay a few times the size of the files themselves.
+const IDS_PER_INTERACTION: usize = 64;
+/// Absolute bound on a declared count (node ids of the graph are u32).
+const MAX_DECLARED: usize = 1 << 31;
+
+/// Refuses a declared count that the split files cannot plausibly need, before anything of
+/// that size is allocated: ids are checked against it, but every per-user (per-item)
+/// table is sized by it.
+fn check_declared(
+    key: &'static str,
+    declared: Option<usize>,
+    interactions: usize,
+) -> Result<(), DataError> {
+    let limit = interactions
+        .saturating_mul(IDS_PER_INTERACTION)
+        .saturating_add(SLACK_IDS)
+        .min(MAX_DECLARED);
+    match declared {
+        Some(n) if n > limit => Err(DataError::AbsurdCount {
+            key,
+            declared: n,
+            limit,
+            interactions,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Warns (without failing) about ids a model cannot learn or that no split uses: users and
+/// items of valid/test that never occur in train, and ids below the count that occur in no
+/// split (a stray large id creates that many phantom users or items).
+fn warn_unseen(paths: &[PathBuf; 3], splits: &[SplitRead], n_users: usize, n_items: usize) {
+    warn_unseen_ids(paths, splits, "user", n_users, |&(u, _)| u);
+    warn_unseen_ids(paths, splits, "item", n_items, |&(_, i)| i);
+}
+
+fn warn_unseen_ids(
+    paths: &[PathBuf; 3],
+    splits: &[SplitRead],
+    what: &str,
+    n: usize,
+    id_of: fn(&(u32, u32)) -> u32,
+) {
+    let mut in_train = vec![false; n];
+    mark(&mut in_train, splits[0].pairs.iter().map(id_of));
+    for (path, split) in paths.iter().zip(splits).skip(1) {
+        let mut cold: Vec<u32> = split
+            .pairs
+            .iter()
+            .map(id_of)
+            .filter(|&id| !in_train.get(id as usize).copied().unwrap_or(false))
+            .collect();
+        cold.sort_unstable();
+        cold.dedup();
+        if !cold.is_empty() {
+            tracing::warn!(
+                file = %path.display(),
+                "{} {what}(s) occur here but never in {}: a model cannot learn them, \
+                 so they only count as misses (e.g. {what} {})",
+                cold.len(),
+                paths[0].display(),
+                examples(&cold)
+            );
+        }
+    }
+    let mut anywhere = in_train;
+    for split in &splits[1..] {
+        mark(&mut anywhere, split.pairs.iter().map(id_of));
+    }
+    let gaps: Vec<usize> = (0..n).filter(|&id| !anywhere[id]).collect();
+    if !gaps.is_empty() {
+        tracing::warn!(
+            "{} of the {n} {what} ids 0..{n} occur in no split file (e.g. {}): each is a \
+             phantom {what} with a learned embedding but no data; a stray large id causes this",
+            gaps.len(),
+            examples(&gaps)
+        );
+    }
+}
+
+fn mark(seen: &mut [bool], ids: impl Iterator<Item = u32>) {
+    for id in ids {
+        if let Some(s) = seen.get_mut(id as usize) {
+            *s = true;
+        }
+    }
 }
 
 /// max id + 1 over all splits, refused when it is far above the number of distinct ids.
@@ -375,16 +509,13 @@ pub fn read_pairs(
     n_items: Option<usize>,
     duplicates: DuplicatePolicy,
 ) -> Result<Pairs, DataError> {
-    read_split(path, n_users, n_items, duplicates).map(|s| s.pairs)
+    read_split(path, n_users, n_items, duplicates, None).map(|s| s.pairs)
 }
 
-fn read_split(
-    path: &Path,
-    n_users: Option<usize>,
-    n_items: Option<usize>,
-    duplicates: DuplicatePolicy,
-) -> Result<SplitRead, DataError> {
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+/// Refuses a split path that is missing or is not a regular file, before it is opened:
+/// reading a FIFO would block, and a directory is not "not found".
+fn check_split_file(path: &Path) -> Result<(), DataError> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => DataError::MissingFile {
             path: path.to_path_buf(),
         },
@@ -392,6 +523,37 @@ fn read_split(
             path: path.to_path_buf(),
             source: e,
         },
+    })?;
+    if meta.is_file() {
+        return Ok(());
+    }
+    let what = if meta.is_dir() {
+        "a directory, not a file".to_string()
+    } else {
+        format!(
+            "not a regular file ({}); split files must be plain text files",
+            file_kind(&meta)
+        )
+    };
+    Err(DataError::NotAFile {
+        path: path.to_path_buf(),
+        what,
+    })
+}
+
+/// Reads one split file. `columns`: which fields hold the user and item ids (`None`:
+/// exactly two fields per line).
+fn read_split(
+    path: &Path,
+    n_users: Option<usize>,
+    n_items: Option<usize>,
+    duplicates: DuplicatePolicy,
+    columns: Option<[usize; 2]>,
+) -> Result<SplitRead, DataError> {
+    check_split_file(path)?;
+    let bytes = std::fs::read(path).map_err(|e| DataError::Io {
+        path: path.to_path_buf(),
+        source: e,
     })?;
     let mut out = SplitRead {
         pairs: Vec::new(),
@@ -416,22 +578,11 @@ fn read_split(
             text: shorten(&String::from_utf8_lossy(raw)),
         };
         let line = std::str::from_utf8(raw).map_err(|_| malformed("not UTF-8 text".into()))?;
-        if line.trim().is_empty() {
+        // Only spaces make a line blank: a tab separates (empty) fields.
+        if line.trim_matches(' ').is_empty() {
             continue;
         }
-        // Only spaces are trimmed: a trailing tab still separates an (empty) field.
-        let line = line.trim_matches(' ');
-        let mut fields = line.split(['\t', ',']);
-        let (Some(user_field), Some(item_field)) = (fields.next(), fields.next()) else {
-            let hint = if line.contains(' ') {
-                " (spaces do not separate fields)"
-            } else {
-                ""
-            };
-            return Err(malformed(format!(
-                "expected `user<TAB>item` or `user,item`, found one field{hint}"
-            )));
-        };
+        let (user_field, item_field) = split_fields(line, columns).map_err(&malformed)?;
         let user = parse_id(user_field, "user").map_err(&malformed)?;
         let item = parse_id(item_field, "item").map_err(&malformed)?;
         for (what, id, declared) in [("user", user, n_users), ("item", item, n_items)] {
@@ -496,22 +647,82 @@ fn read_split(
     Ok(out)
 }
 
+/// The user and item fields of a non-blank line. A line uses one delimiter, tab or comma,
+/// and has exactly two fields unless `columns` names which of its fields hold the ids:
+/// a stray third column or a mix of delimiters is a sign of a different file format,
+/// whose ids would otherwise be read from the wrong place.
+fn split_fields(line: &str, columns: Option<[usize; 2]>) -> Result<(&str, &str), String> {
+    let delim = match (line.contains('\t'), line.contains(',')) {
+        (true, true) => {
+            return Err("mixes tab and comma delimiters; a line must use one of them".into())
+        }
+        (true, false) => '\t',
+        (false, true) => ',',
+        (false, false) => {
+            let hint = if line.contains(' ') {
+                " (spaces do not separate fields)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "expected `user<TAB>item` or `user,item`, found one field{hint}"
+            ));
+        }
+    };
+    let n = line.matches(delim).count() + 1;
+    let [u, i] = match columns {
+        None if n == 2 => [0, 1],
+        None => {
+            return Err(format!(
+                "{n} fields, expected 2 (user, item); set data.columns = [USER, ITEM] \
+                 (0-based) to read two columns of a wider file"
+            ))
+        }
+        Some([u, i]) if n > u.max(i) => [u, i],
+        Some([u, i]) => {
+            return Err(format!(
+                "{n} field(s), but data.columns = [{u}, {i}] needs at least {}",
+                u.max(i) + 1
+            ))
+        }
+    };
+    let field = |k: usize| line.split(delim).nth(k).unwrap_or("");
+    Ok((field(u), field(i)))
+}
+
+/// A plain non-negative decimal id: ASCII digits only, no sign, no spaces, no radix prefix,
+/// no fraction. Rust's `parse::<u32>` alone would accept `+5`.
 fn parse_id(field: &str, what: &str) -> Result<u32, String> {
-    let field = field.trim();
     if field.is_empty() {
         return Err(format!("the {what} id is empty"));
     }
-    if field.starts_with('-') && field[1..].bytes().all(|b| b.is_ascii_digit()) && field.len() > 1 {
-        return Err(format!(
-            "the {what} id {field} is negative; ids are 0-based"
-        ));
+    if field.bytes().all(|b| b.is_ascii_digit()) {
+        // All digits: the only way left to fail is overflow.
+        return field
+            .parse::<u32>()
+            .map_err(|_| format!("the {what} id {field} is too large (ids must be below 2^32)"));
     }
-    field.parse::<u32>().map_err(|e| match e.kind() {
-        std::num::IntErrorKind::PosOverflow => {
-            format!("the {what} id {field} is too large (ids must be below 2^32)")
-        }
-        _ => format!("the {what} id `{field}` is not a non-negative integer"),
-    })
+    Err(format!("the {what} id `{field}` {}", not_an_id(field)))
+}
+
+/// Why a field that is not all ASCII digits is not an id, for the error message.
+fn not_an_id(field: &str) -> &'static str {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if field.trim() != field {
+        "has spaces around it; fields are not trimmed"
+    } else if field.strip_prefix('-').is_some_and(digits) {
+        "is negative; ids are 0-based"
+    } else if field.starts_with('+') {
+        "has a sign; ids are plain digits"
+    } else if field.starts_with("0x") || field.starts_with("0X") {
+        "is hexadecimal; ids are plain decimal digits"
+    } else if field.chars().any(|c| !c.is_ascii() && c.is_numeric()) {
+        "holds non-ASCII digits; ids are written with 0-9"
+    } else if field.parse::<f64>().is_ok() {
+        "is not an integer; ids are whole numbers"
+    } else {
+        "is not a non-negative integer"
+    }
 }
 
 /// Error messages quote the line; a runaway line (a binary file, say) is cut short.
@@ -574,8 +785,9 @@ fn resolve_profile_path(cfg: &DataConfig, p: &Path) -> PathBuf {
 }
 
 /// Reads one `.npy` profile table: a 2-D float32 array (C or Fortran order, either byte
-/// order) with `expected_rows` rows, every value finite. Returns the values row-major and
-/// the dimension.
+/// order) with `expected_rows` rows, every value finite, no degenerate rows. Returns the
+/// values row-major and the dimension. The header is checked against the file's length
+/// before anything is allocated for the data.
 pub fn read_profile_table(
     path: &Path,
     key: &'static str,
@@ -587,51 +799,7 @@ pub fn read_profile_table(
         key,
         reason,
     };
-    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => DataError::MissingProfiles {
-            path: path.to_path_buf(),
-            key,
-        },
-        _ => DataError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        },
-    })?;
-    if path.is_dir() {
-        return Err(bad("is a folder, not a .npy file".into()));
-    }
-    // Read with a dynamic dimension so that a wrong rank is reported with its shape
-    // rather than as ndarray-npy's "ndim did not match".
-    let arr = ArrayD::<f32>::read_npy(std::io::BufReader::new(file)).map_err(|e| {
-        bad(match e {
-            ReadNpyError::WrongDescriptor(desc) => {
-                let desc = desc.to_string();
-                format!(
-                    "holds {} values (dtype {desc}), not float32; profile tables must be \
-                     float32 '<f4' (np.save(path, a.astype(np.float32)))",
-                    dtype_name(&desc)
-                )
-            }
-            ReadNpyError::ParseHeader(e) => format!("not a .npy file: {e}"),
-            ReadNpyError::MissingData => {
-                "is truncated: it holds less data than its header's shape promises".into()
-            }
-            ReadNpyError::ExtraBytes(n) => {
-                format!("has {n} bytes after the array its header describes")
-            }
-            ReadNpyError::Io(e) => format!("cannot read it as .npy: {e}"),
-            other => format!("cannot read it as .npy: {other}"),
-        })
-    })?;
-    let shape = arr.shape().to_vec();
-    if shape.len() != 2 {
-        return Err(bad(format!(
-            "holds a {}-D float32 array of shape {}, not a 2-D ({what}s × dimension) table",
-            shape.len(),
-            py_shape(&shape)
-        )));
-    }
-    let (rows, dim) = (shape[0], shape[1]);
+    let (mut file, rows, dim) = open_profile_table(path, key, what)?;
     if rows != expected_rows {
         return Err(bad(format!(
             "has {rows} rows but the dataset has {expected_rows} {what}s (row i must be the \
@@ -639,8 +807,19 @@ pub fn read_profile_table(
         )));
     }
     if dim == 0 {
-        return Err(bad(format!("has shape {}: no columns", py_shape(&shape))));
+        return Err(bad(format!(
+            "has shape {}: no columns",
+            py_shape(&[rows, dim])
+        )));
     }
+    file.seek(SeekFrom::Start(0)).map_err(|e| DataError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    // Read with a dynamic dimension: the rank was checked above, and ndarray-npy then
+    // handles byte order and Fortran order.
+    let arr = ArrayD::<f32>::read_npy(std::io::BufReader::new(file))
+        .map_err(|e| bad(npy_error_reason(e)))?;
     // Fortran-order files come back column-major; `iter` walks the logical row-major order.
     let values: Vec<f32> = if arr.is_standard_layout() {
         let (v, offset) = arr.into_raw_vec_and_offset();
@@ -658,7 +837,196 @@ pub fn read_profile_table(
             values[pos]
         )));
     }
+    if let Some(reason) = degenerate_rows(&values, dim, what) {
+        return Err(bad(reason));
+    }
     Ok((values, dim))
+}
+
+/// The number of rows of a `.npy` profile table, from its header alone (checked like
+/// [`read_profile_table`]'s: float32, 2-D, as many data bytes as the shape needs).
+pub fn profile_table_rows(path: &Path, key: &'static str, what: &str) -> Result<usize, DataError> {
+    open_profile_table(path, key, what).map(|(_, rows, _)| rows)
+}
+
+/// Opens a profile table and checks its header: a regular file holding a 2-D float32
+/// array whose shape accounts for exactly the bytes after the header. Returns the file and
+/// the shape; nothing of the data is read or allocated.
+fn open_profile_table(
+    path: &Path,
+    key: &'static str,
+    what: &str,
+) -> Result<(std::fs::File, usize, usize), DataError> {
+    let bad = |reason: String| DataError::BadProfiles {
+        path: path.to_path_buf(),
+        key,
+        reason,
+    };
+    let io = |e: std::io::Error| DataError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    // Metadata before opening: opening a FIFO would block until a writer appears.
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => DataError::MissingProfiles {
+            path: path.to_path_buf(),
+            key,
+        },
+        _ => io(e),
+    })?;
+    if meta.is_dir() {
+        return Err(bad("is a folder, not a .npy file".into()));
+    }
+    if !meta.is_file() {
+        return Err(bad(format!(
+            "is not a regular file ({}); profile tables must be .npy files",
+            file_kind(&meta)
+        )));
+    }
+    let file_len = meta.len();
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let header = npy::read_header(&mut std::io::BufReader::new(&mut file), file_len)
+        .map_err(|e| bad(format!("not a .npy file: {e}")))?;
+    let code = header.descr.trim_start_matches(['<', '>', '=', '|']);
+    if code != "f4" {
+        let desc = format!("'{}'", header.descr);
+        return Err(bad(format!(
+            "holds {} values (dtype {desc}), not float32; profile tables must be \
+             float32 '<f4' (np.save(path, a.astype(np.float32)))",
+            dtype_name(&desc)
+        )));
+    }
+    let shape = &header.shape;
+    if shape.len() != 2 {
+        return Err(bad(format!(
+            "holds a {}-D float32 array of shape {}, not a 2-D ({what}s × dimension) table",
+            shape.len(),
+            py_shape(shape)
+        )));
+    }
+    let available = file_len.saturating_sub(header.data_offset);
+    match header.data_bytes(4) {
+        Some(need) if need == available => Ok((file, shape[0], shape[1])),
+        Some(need) if need < available => Err(bad(format!(
+            "has {} bytes after the array its header describes (shape {})",
+            available - need,
+            py_shape(shape)
+        ))),
+        need => Err(bad(format!(
+            "its header claims shape {} ({} of float32 data) but the file is only {file_len} \
+             bytes: the file is truncated or corrupt",
+            py_shape(shape),
+            need.map_or_else(
+                || "more than 2^64 bytes".to_string(),
+                |n| format!("{n} bytes")
+            )
+        ))),
+    }
+}
+
+/// ndarray-npy's errors in words; the header was checked already, so these are rare.
+fn npy_error_reason(e: ReadNpyError) -> String {
+    match e {
+        ReadNpyError::WrongDescriptor(desc) => {
+            let desc = desc.to_string();
+            format!(
+                "holds {} values (dtype {desc}), not float32; profile tables must be \
+                 float32 '<f4' (np.save(path, a.astype(np.float32)))",
+                dtype_name(&desc)
+            )
+        }
+        ReadNpyError::ParseHeader(e) => format!("not a .npy file: {e}"),
+        ReadNpyError::MissingData => {
+            "is truncated: it holds less data than its header's shape promises".into()
+        }
+        ReadNpyError::ExtraBytes(n) => {
+            format!("has {n} bytes after the array its header describes")
+        }
+        ReadNpyError::Io(e) => format!("cannot read it as .npy: {e}"),
+        other => format!("cannot read it as .npy: {other}"),
+    }
+}
+
+/// How many ids a message lists.
+const EXAMPLE_IDS: usize = 5;
+
+/// `"3, 7, 9"` or `"3, 7, 9, 12, 15, ..."`: the first few of `ids`.
+fn examples<T: ToString>(ids: &[T]) -> String {
+    let mut s = ids
+        .iter()
+        .take(EXAMPLE_IDS)
+        .map(T::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > EXAMPLE_IDS {
+        s.push_str(", ...");
+    }
+    s
+}
+
+/// Why a table's rows cannot serve as profiles, if they cannot: an all-zero row has no
+/// direction (its cosine to anything is undefined), a row holding one value in every
+/// column carries nothing but a norm, and a table whose rows are all the same makes every
+/// user (item) look alike: all signs of a failed or placeholder embedding run.
+fn degenerate_rows(values: &[f32], dim: usize, what: &str) -> Option<String> {
+    let rows: Vec<&[f32]> = values.chunks_exact(dim).collect();
+    let zero: Vec<usize> = (0..rows.len())
+        .filter(|&r| rows[r].iter().all(|&x| x == 0.0))
+        .collect();
+    if !zero.is_empty() {
+        return Some(format!(
+            "{} row(s) are all zeros (0-based row = {what} id: {}); every profile needs a \
+             non-zero embedding",
+            zero.len(),
+            examples(&zero)
+        ));
+    }
+    // With one column every row is "constant"; that says nothing about the embedding.
+    if dim >= 2 {
+        let constant: Vec<usize> = (0..rows.len())
+            .filter(|&r| rows[r].iter().all(|&x| x == rows[r][0]))
+            .collect();
+        if !constant.is_empty() {
+            return Some(format!(
+                "{} row(s) hold one value in every column (0-based row = {what} id: {}); \
+                 a constant row is not an embedding",
+                constant.len(),
+                examples(&constant)
+            ));
+        }
+    }
+    if rows.len() >= 2 && rows.iter().all(|r| *r == rows[0]) {
+        return Some(format!(
+            "all {} rows are identical (rows 0..{}): the table cannot tell one {what} from \
+             another",
+            rows.len(),
+            rows.len()
+        ));
+    }
+    None
+}
+
+/// A non-regular file's kind, for error messages.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if meta.is_dir() {
+        "a directory"
+    } else {
+        "not a plain file"
+    }
 }
 
 /// A numpy dtype descriptor (`'<f8'`) in words, for error messages.
@@ -1137,15 +1505,164 @@ mod tests {
     }
 
     #[test]
-    fn reads_tabs_commas_extra_columns_and_blank_lines() {
+    fn reads_tabs_commas_bom_crlf_and_blank_lines() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(
             dir.path(),
             "t.tsv",
-            "\u{feff}0\t1\n\n1,2\r\n2\t3\t5.0\t881250949\n 3 , 4 ,x\n\n",
+            "\u{feff}0\t1\n\n1,2\r\n2\t3\n  \n007,4\n\n",
         );
         let pairs = read_pairs(&p, None, None, DuplicatePolicy::Error).unwrap();
-        assert_eq!(pairs, vec![(0, 1), (1, 2), (2, 3), (3, 4)]);
+        assert_eq!(pairs, vec![(0, 1), (1, 2), (2, 3), (7, 4)]);
+    }
+
+    #[test]
+    fn extra_columns_are_errors_unless_data_columns_names_them() {
+        let text = "0\t1\n2\t3\t5.0\t881250949\n";
+        let msg = err_of(text, None, None, DuplicatePolicy::Error);
+        assert!(
+            msg.contains("split.tsv:2:")
+                && msg.contains("4 fields, expected 2 (user, item)")
+                && msg.contains("data.columns")
+                && msg.contains("881250949"),
+            "{msg}"
+        );
+        // Named columns: the others are not looked at, whatever they hold.
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "wide.tsv", "x\t1\t0\t4.5\ny\t3\t2\t\n");
+        let s = read_split(&p, None, None, DuplicatePolicy::Error, Some([2, 1])).unwrap();
+        assert_eq!(s.pairs, vec![(0, 1), (2, 3)]);
+        let p = write(dir.path(), "short.tsv", "x\t1\t0\n9\t1\n");
+        let msg = read_split(&p, None, None, DuplicatePolicy::Error, Some([2, 1]))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("short.tsv:2:") && msg.contains("needs at least 3"),
+            "{msg}"
+        );
+        // Through the config, checked there too.
+        write(dir.path(), "train.tsv", "a,0,0\nb,1,1\n");
+        write(dir.path(), "valid.tsv", "c,0,1\n");
+        write(dir.path(), "test.tsv", "d,1,0\n");
+        let cfg = DataConfig {
+            columns: vec![1, 2],
+            ..files_cfg(dir.path())
+        };
+        assert_eq!(load_dataset(&cfg).unwrap().train, vec![(0, 0), (1, 1)]);
+        for columns in [vec![1], vec![1, 1], vec![0, 1, 2]] {
+            let cfg = DataConfig {
+                columns,
+                ..files_cfg(dir.path())
+            };
+            let msg = load_dataset(&cfg).unwrap_err().to_string();
+            assert!(msg.contains("data.columns"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn ids_are_plain_decimal_digits() {
+        let cases = [
+            ("0\t1\n+5\t1\n", "`+5` has a sign"),
+            ("0\t1\n 5\t1\n", "` 5` has spaces"),
+            ("0\t1\n5 \t1\n", "has spaces"),
+            ("0\t1\n5\t 1\n", "has spaces"),
+            ("0\t1\n0x5\t1\n", "`0x5` is hexadecimal"),
+            ("0\t1\n5.0\t1\n", "`5.0` is not an integer"),
+            ("0\t1\n1e3\t1\n", "`1e3` is not an integer"),
+            ("0\t1\n\u{665}\t1\n", "non-ASCII digits"),
+            ("0\t1\n5\t\u{ff11}\n", "non-ASCII digits"),
+            ("0\t1\n-0\t1\n", "negative"),
+            ("0\t1\n1\t2,3\n", "mixes tab and comma"),
+            ("0\t1\n1,2\t3\n", "mixes tab and comma"),
+            ("0\t1\n1,2,3\n", "3 fields, expected 2"),
+            ("0\t1\n\t\n", "the user id is empty"),
+            ("0\t1\n1\t4294967296\n", "too large"),
+        ];
+        for (text, needle) in cases {
+            let msg = err_of(text, None, None, DuplicatePolicy::Error);
+            assert!(msg.contains("split.tsv:2:"), "{text:?}: {msg}");
+            assert!(msg.contains(needle), "{text:?}: {msg}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "max.tsv", "4294967295\t0\n");
+        let pairs = read_pairs(&p, None, None, DuplicatePolicy::Error).unwrap();
+        assert_eq!(pairs, vec![(u32::MAX, 0)]);
+    }
+
+    #[test]
+    fn a_split_path_that_is_not_a_file_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "train.tsv", "0\t1\n");
+        write(dir.path(), "test.tsv", "0\t1\n");
+        fs::create_dir(dir.path().join("valid.tsv")).unwrap();
+        let err = load_dataset(&files_cfg(dir.path())).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, DataError::NotAFile { .. }), "{msg}");
+        assert!(
+            msg.contains("valid.tsv is a directory, not a file"),
+            "{msg}"
+        );
+        let err = read_pairs(
+            &dir.path().join("valid.tsv"),
+            None,
+            None,
+            DuplicatePolicy::Error,
+        )
+        .unwrap_err();
+        assert!(matches!(err, DataError::NotAFile { .. }), "{err}");
+        // A FIFO is never opened (opening one would block until a writer comes).
+        fs::remove_dir(dir.path().join("valid.tsv")).unwrap();
+        let fifo = dir.path().join("valid.tsv");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let msg = load_dataset(&files_cfg(dir.path()))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("valid.tsv is not a regular file (a FIFO)"),
+                "{msg}"
+            );
+        }
+        #[cfg(unix)]
+        {
+            let msg = read_pairs(Path::new("/dev/null"), None, None, DuplicatePolicy::Error)
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains("not a regular file (a device)"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn absurd_declared_counts_are_refused_before_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "train.tsv", "0\t0\n1\t1\n");
+        write(dir.path(), "valid.tsv", "1\t0\n");
+        write(dir.path(), "test.tsv", "0\t1\n");
+        for (n_users, n_items, key) in [
+            (1_000_000_000_000, 0, "data.n_users"),
+            (0, usize::MAX, "data.n_items"),
+            (1257, 2, "data.n_users"),
+        ] {
+            let cfg = DataConfig {
+                n_users,
+                n_items,
+                ..files_cfg(dir.path())
+            };
+            let err = load_dataset(&cfg).unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, DataError::AbsurdCount { .. }), "{msg}");
+            assert!(
+                msg.contains(&format!("`{key}`")) && msg.contains("limit of 1256"),
+                "{msg}"
+            );
+        }
+        // At the limit: accepted (users without data are a warning, not an error).
+        let cfg = DataConfig {
+            n_users: 1256,
+            ..files_cfg(dir.path())
+        };
+        assert_eq!(load_dataset(&cfg).unwrap().n_users, 1256);
     }
 
     #[test]
@@ -1570,6 +2087,15 @@ mod tests {
             ..files_cfg(&dir)
         };
         assert_eq!(load_dataset(&cfg).unwrap().n_items, 9_332);
+        // ProMax's shipped augmented set, read as the model reads a graph view.
+        let aug = read_pairs(
+            &dir.join("augmented.tsv"),
+            Some(11_000),
+            Some(9_332),
+            DuplicatePolicy::Error,
+        )
+        .unwrap();
+        assert!(aug.len() > 120_464, "{}", aug.len());
     }
 
     // ---- profiles ----
@@ -1760,6 +2286,165 @@ mod tests {
             msg.contains("u.npy") && msg.contains("not a .npy file"),
             "{msg}"
         );
+    }
+
+    /// An `.npy` file of exactly 128 bytes whose header claims `shape`.
+    fn npy_claiming(shape: &str) -> Vec<u8> {
+        let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+        let mut v = b"\x93NUMPY\x01\x00".to_vec();
+        let len = 128 - 10;
+        v.extend((len as u16).to_le_bytes());
+        v.extend(format!("{dict:<width$}", width = len - 1).into_bytes());
+        v.push(b'\n');
+        v
+    }
+
+    #[test]
+    fn npy_headers_are_checked_against_the_file_size_before_allocation() {
+        let ok_items = |p: &Path| ndarray_npy::write_npy(p, &grid(4, 4)).unwrap();
+        // 10^12 × 10^6 float32 = 4 * 10^18 bytes claimed by a 128-byte file.
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(
+            dir.path(),
+            &|p| fs::write(p, npy_claiming("(1000000000000, 1000000)")).unwrap(),
+            &ok_items,
+        )
+        .to_string();
+        assert!(
+            msg.contains("u.npy")
+                && msg.contains("(1000000000000, 1000000)")
+                && msg.contains("4000000000000000000 bytes")
+                && msg.contains("only 128 bytes"),
+            "{msg}"
+        );
+        // rows × cols × 4 overflows u64.
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(
+            dir.path(),
+            &|p| {
+                fs::write(
+                    p,
+                    npy_claiming("(18446744073709551615, 18446744073709551615)"),
+                )
+                .unwrap()
+            },
+            &ok_items,
+        )
+        .to_string();
+        assert!(msg.contains("more than 2^64 bytes"), "{msg}");
+        // Truncated and padded files.
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(
+            dir.path(),
+            &|p| {
+                ndarray_npy::write_npy(p, &grid(3, 4)).unwrap();
+                let b = fs::read(p).unwrap();
+                fs::write(p, &b[..b.len() - 5]).unwrap();
+            },
+            &ok_items,
+        )
+        .to_string();
+        assert!(msg.contains("u.npy") && msg.contains("truncated"), "{msg}");
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(
+            dir.path(),
+            &|p| {
+                ndarray_npy::write_npy(p, &grid(3, 4)).unwrap();
+                let mut b = fs::read(p).unwrap();
+                b.extend([0u8; 7]);
+                fs::write(p, b).unwrap();
+            },
+            &ok_items,
+        )
+        .to_string();
+        assert!(msg.contains("7 bytes after the array"), "{msg}");
+        // The header alone gives the row count (what `promax augment` needs first).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.npy");
+        ndarray_npy::write_npy(&p, &grid(7, 3)).unwrap();
+        assert_eq!(
+            profile_table_rows(&p, "data.profiles.users", "user").unwrap(),
+            7
+        );
+        fs::write(&p, npy_claiming("(1000000000000, 1000000)")).unwrap();
+        assert!(profile_table_rows(&p, "data.profiles.users", "user").is_err());
+    }
+
+    #[test]
+    fn degenerate_profile_rows_are_named() {
+        let ok_items = |p: &Path| ndarray_npy::write_npy(p, &grid(4, 4)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(
+            dir.path(),
+            &|p| {
+                let mut a = grid(3, 4);
+                a.row_mut(0).fill(0.0);
+                a.row_mut(2).fill(-0.0);
+                ndarray_npy::write_npy(p, &a).unwrap()
+            },
+            &ok_items,
+        )
+        .to_string();
+        assert!(
+            msg.contains("u.npy") && msg.contains("2 row(s) are all zeros") && msg.contains("0, 2"),
+            "{msg}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(
+            dir.path(),
+            &|p| ndarray_npy::write_npy(p, &grid(3, 4)).unwrap(),
+            &|p| {
+                let mut a = grid(4, 4);
+                a.row_mut(3).fill(0.25);
+                ndarray_npy::write_npy(p, &a).unwrap()
+            },
+        )
+        .to_string();
+        assert!(
+            msg.contains("i.npy")
+                && msg.contains("1 row(s) hold one value")
+                && msg.contains(": 3)"),
+            "{msg}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(
+            dir.path(),
+            &|p| {
+                let a = ndarray::Array2::from_shape_fn((3, 4), |(_, c)| c as f32 + 1.0);
+                ndarray_npy::write_npy(p, &a).unwrap()
+            },
+            &ok_items,
+        )
+        .to_string();
+        assert!(msg.contains("all 3 rows are identical"), "{msg}");
+        // One column: rows are single numbers, and differing ones are fine.
+        assert_eq!(degenerate_rows(&[1.0, 2.0, 3.0], 1, "user"), None);
+        assert!(degenerate_rows(&[1.0, 1.0], 1, "user").is_some());
+    }
+
+    #[test]
+    fn a_profile_path_that_is_not_a_file_says_so() {
+        let ok_items = |p: &Path| ndarray_npy::write_npy(p, &grid(4, 4)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let msg = profile_err(dir.path(), &|p| fs::create_dir(p).unwrap(), &ok_items).to_string();
+        assert!(
+            msg.contains("u.npy") && msg.contains("is a folder"),
+            "{msg}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let made = std::cell::Cell::new(false);
+        let err = profile_err(
+            dir.path(),
+            &|p| {
+                let s = std::process::Command::new("mkfifo").arg(p).status();
+                made.set(s.is_ok_and(|s| s.success()));
+            },
+            &ok_items,
+        );
+        if made.get() {
+            let msg = err.to_string();
+            assert!(msg.contains("u.npy") && msg.contains("(a FIFO)"), "{msg}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use promax::augment;
 use promax::config::{self, Config, DataConfig};
-use promax::data::{load_dataset, read_pairs, stats};
+use promax::data::{load_dataset, profile_table_rows, read_pairs, stats};
 use promax::model::Model;
 use promax::profile;
 use promax::recommend::Recommender;
@@ -513,18 +513,15 @@ fn load_augment_profiles(
              data.profiles.items=item_profiles.npy), or use --budgets-only"
         );
     }
-    let rows = |key: &str, path: &Path| -> Result<usize> {
-        let arr: ndarray::Array2<f32> = ndarray_npy::read_npy(path)
-            .with_context(|| format!("{key}: reading {}", path.display()))?;
-        Ok(arr.nrows())
-    };
     let (n_u, n_i) = if p.random_dim > 0 {
         (n_users.max(cfg.data.n_users), n_items.max(cfg.data.n_items))
     } else {
+        // The header alone, checked against the file's size: a corrupt shape is an error
+        // here, not an allocation failure.
         let dir = &cfg.data.path;
         (
-            rows("data.profiles.users", &dir.join(&p.users))?,
-            rows("data.profiles.items", &dir.join(&p.items))?,
+            profile_table_rows(&dir.join(&p.users), "data.profiles.users", "user")?,
+            profile_table_rows(&dir.join(&p.items), "data.profiles.items", "item")?,
         )
     };
     for (key, rows, need, what) in [
@@ -690,9 +687,10 @@ fn cmd_data_stats(dir: &Path) -> Result<()> {
         path: dir.to_owned(),
         ..Config::default().data
     };
-    // Profiles are reported when the folder has them under the conventional names.
+    // Profiles are reported when the folder has them under the conventional names; a path
+    // there that is not a regular file is then refused by the reader, not skipped.
     let (users, items) = ("user_profiles.npy", "item_profiles.npy");
-    if dir.join(users).is_file() && dir.join(items).is_file() {
+    if dir.join(users).exists() && dir.join(items).exists() {
         dc.profiles.users = users.into();
         dc.profiles.items = items.into();
     }
