@@ -531,7 +531,8 @@ fn cmd_bench(what: BenchWhat) -> Result<()> {
             reps,
             json,
         } => {
-            let r = promax::bench::sdr(users, items, dim, reps.max(1))?;
+            promax::bench::check_sizes(users, items, dim, reps)?;
+            let r = promax::bench::sdr(users, items, dim, reps)?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
