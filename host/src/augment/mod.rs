@@ -56,6 +56,10 @@ pub struct AugmentConfig {
     pub user_texts: PathBuf,
     /// `id<TAB>text` item descriptions for the prompt (relative: in the dataset folder).
     pub item_texts: PathBuf,
+    /// Largest share, in [0, 1], of re-ranked users whose LLM answer may be unusable (no
+    /// JSON id list, cut at `max_tokens`, or no id among the candidates) before
+    /// `promax augment` fails instead of writing a set that is mostly the dense order.
+    pub max_unusable_share: f64,
 }
 
 impl Default for AugmentConfig {
@@ -71,6 +75,7 @@ impl Default for AugmentConfig {
             rerank_prompt: PathBuf::new(),
             user_texts: "user_profiles.tsv".into(),
             item_texts: "item_profiles.tsv".into(),
+            max_unusable_share: 0.2,
         }
     }
 }
