@@ -200,6 +200,7 @@ pub(crate) fn choose(r: &Request<'_>, content: &str) -> Choice {
     accepted.truncate(r.budget);
     Choice {
         rejected,
+        no_candidate_ids: accepted.is_empty() && !r.candidates.is_empty() && r.budget > 0,
         ..dense_choice(r, &accepted)
     }
 }
@@ -278,7 +279,13 @@ mod tests {
         assert_eq!(got.rejected, 3, "99, the repeated 12, and -1");
         assert!(!got.fell_back);
         let short = choose(&r, "{\"items\": [13]}");
+        assert!(!short.unusable());
         assert_eq!((short.items, short.topped_up), (vec![13, 10], 1));
+        for none in ["{\"items\": [99, 98]}", "{\"items\": []}"] {
+            let n = choose(&r, none);
+            assert!(n.unusable() && !n.fell_back, "{none}");
+            assert_eq!(n.items, vec![10, 11]);
+        }
         for garbage in [
             "I like them all",
             "{\"item\": [10]}",
@@ -286,7 +293,7 @@ mod tests {
             "{not json}",
         ] {
             let g = choose(&r, garbage);
-            assert!(g.fell_back, "{garbage}");
+            assert!(g.fell_back && g.unusable(), "{garbage}");
             assert_eq!(g.items, vec![10, 11]);
         }
     }
