@@ -338,7 +338,8 @@ fn metadata_and_text_files_errors_name_the_line() {
     assert!(e.contains("ids 1"), "{e}");
 }
 
-/// Embeddings of "text <i>": [i, 10 i, 1]; "bad" texts get 2 dimensions.
+/// Embeddings of "text <i>": [i, 10 i, 1]; "bad" texts get 2 dimensions; "zero" texts all
+/// zeros, "flat" texts [7, 7, 7].
 fn embedder(req: &Recorded) -> Reply {
     let inputs = req.json()["input"].as_array().cloned().unwrap_or_default();
     let data: Vec<Value> = inputs
@@ -352,7 +353,11 @@ fn embedder(req: &Recorded) -> Reply {
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(-1.0);
             let v = if t.starts_with("bad") {
-                json!([i, i])
+                json!([i, i + 0.5])
+            } else if t.starts_with("zero") {
+                json!([0.0, 0.0, 0.0])
+            } else if t.starts_with("flat") {
+                json!([7.0, 7.0, 7.0])
             } else {
                 json!([i, 10.0 * i, 1.0])
             };
@@ -439,6 +444,34 @@ fn a_wrong_dimension_is_an_error_and_nothing_is_written() {
         .to_string();
     assert!(e.contains("same embedding model"), "{e}");
     assert!(!data.path().join("item_profiles.npy").exists());
+}
+
+#[test]
+fn degenerate_embeddings_are_refused_naming_the_ids() {
+    let data = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let text = "0\ttext 0\n1\tzero 1\n2\ttext 2\n3\tflat 3\n4\ttext 4\n";
+    std::fs::write(data.path().join("item_profiles.tsv"), text).unwrap();
+    let server = TestServer::start(embedder);
+    let mut cfg = config(&server, cache.path());
+    cfg.embed.batch_size = 2;
+    let e = run_embed(data.path(), &cfg, What::Items, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("2 item text(s): ids 1 (all zeros), 3 (constant)"),
+        "{e}"
+    );
+    assert!(!data.path().join("item_profiles.npy").exists());
+    assert_eq!(
+        super::embed::degenerate(&[1.0, f32::NAN]),
+        Some("not finite")
+    );
+    assert_eq!(
+        super::embed::degenerate(&[3.0]),
+        None,
+        "one value is a direction"
+    );
 }
 
 #[test]
