@@ -1339,6 +1339,10 @@ fn extract_error(err: figment::Error) -> ConfigError {
 }
 
 #[cfg(test)]
+#[path = "config_props.rs"]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::fs;

@@ -516,3 +516,36 @@ fn config_sections_are_validated() {
     }
     assert!("all".parse::<What>().is_err());
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_profile_answer_parses_or_errs(
+            content in prop_oneof![
+                any::<String>(),
+                "\\PC{0,10}\\{\"summarization\": \\PC{0,20}\\}\\PC{0,10}",
+            ],
+        ) {
+            if let Ok(s) = parse_summary(&content) {
+                prop_assert!(!s.is_empty() && !s.contains('\n'));
+            }
+        }
+
+        #[test]
+        fn valid_profile_answers_round_trip(
+            summary in "\\PC*[a-z]\\PC*",
+            reasoning in any::<String>(),
+            prose in "[^{}]{0,20}",
+        ) {
+            let object = json!({"summarization": summary, "reasoning": reasoning});
+            let content = format!("{prose}\n```json\n{object}\n```");
+            let want = summary.split_whitespace().collect::<Vec<_>>().join(" ");
+            prop_assert_eq!(parse_summary(&content), Ok(want));
+        }
+    }
+}
