@@ -765,6 +765,19 @@ impl Config {
             0,
             limits::MAX_MEAN_INTERACTIONS,
         )?;
+        // Each user gets about max(mean_interactions, 5) pairs.
+        let pairs = s.n_users.saturating_mul(s.mean_interactions.max(5));
+        if pairs > limits::MAX_SYNTHETIC_PAIRS {
+            return Err(check::bad(
+                "data.synthetic.mean_interactions",
+                s.mean_interactions,
+                format!(
+                    "n_users × mean_interactions = {pairs} interactions; at most {} (lower \
+                     mean_interactions or n_users)",
+                    limits::MAX_SYNTHETIC_PAIRS
+                ),
+            ));
+        }
         check::in_range(
             "data.synthetic.profile_dim",
             s.profile_dim,
@@ -857,6 +870,8 @@ pub mod limits {
     pub const MAX_SYNTHETIC: usize = 10_000_000;
     /// `data.synthetic.mean_interactions`.
     pub const MAX_MEAN_INTERACTIONS: usize = 10_000;
+    /// `n_users × mean_interactions` of the synthetic dataset: 2 GiB of (u32, u32) pairs.
+    pub const MAX_SYNTHETIC_PAIRS: usize = 1 << 28;
     /// `(n_users + n_items) × profile_dim` of the synthetic profiles: 1 GiB of f32.
     pub const MAX_SYNTHETIC_PROFILE_VALUES: usize = 1 << 28;
     /// Profile dimensions: `data.synthetic.profile_dim`, `data.profiles.random_dim`,
