@@ -73,8 +73,72 @@ fn extra_bytes(b: usize, n: usize, d: usize) -> Result<usize> {
     Ok(alloc::peak_bytes().saturating_sub(base))
 }
 
-/// Runs the SDR benchmark at B users × N items × d dims.
+/// Upper bounds of `promax bench sdr`'s sizes. The benchmark allocates the inputs, their
+/// gradients and a dense users × items matrix for the matmul it compares against, so the
+/// products are bounded too: the dense matrix at 2^30 floats (4 GiB), each embedding table
+/// at 2^28 floats (1 GiB).
+pub const MAX_BENCH_ROWS: usize = 10_000_000;
+/// Largest `--dim`.
+pub const MAX_BENCH_DIM: usize = 4096;
+/// Largest `--reps`.
+pub const MAX_BENCH_REPS: usize = 1000;
+const MAX_DENSE_VALUES: usize = 1 << 30;
+const MAX_TABLE_VALUES: usize = 1 << 28;
+
+/// A benchmark size outside what `promax bench` can allocate.
+#[derive(Debug, thiserror::Error)]
+#[error("--{flag} {value}: {reason}")]
+pub struct SizeError {
+    pub flag: &'static str,
+    pub value: usize,
+    pub reason: String,
+}
+
+/// Checks the sizes before anything is allocated; the error names the flag.
+pub fn check_sizes(users: usize, items: usize, dim: usize, reps: usize) -> Result<(), SizeError> {
+    let bad = |flag, value, reason: String| {
+        Err(SizeError {
+            flag,
+            value,
+            reason,
+        })
+    };
+    for (flag, v, hi) in [
+        ("users", users, MAX_BENCH_ROWS),
+        ("items", items, MAX_BENCH_ROWS),
+        ("dim", dim, MAX_BENCH_DIM),
+        ("reps", reps, MAX_BENCH_REPS),
+    ] {
+        if !(1..=hi).contains(&v) {
+            return bad(flag, v, format!("must be between 1 and {hi}"));
+        }
+    }
+    let over = |a: usize, b: usize, cap: usize| a.checked_mul(b).is_none_or(|p| p > cap);
+    if over(users, items, MAX_DENSE_VALUES) {
+        return bad(
+            "items",
+            items,
+            format!(
+                "users × items = {users} × {items} exceeds {MAX_DENSE_VALUES} values (the dense \
+                 matrix the kernel is compared against); lower --users or --items"
+            ),
+        );
+    }
+    for (flag, rows) in [("users", users), ("items", items)] {
+        if over(rows, dim, MAX_TABLE_VALUES) {
+            return bad(
+                flag,
+                rows,
+                format!("{flag} × dim = {rows} × {dim} exceeds {MAX_TABLE_VALUES} values"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs the SDR benchmark at B users × N items × d dims (sizes as [`check_sizes`] allows).
 pub fn sdr(users: usize, items: usize, dim: usize, reps: usize) -> Result<SdrReport> {
+    check_sizes(users, items, dim, reps)?;
     let r = bench_sdr(users, items, dim, reps, 2025).map_err(|e| anyhow!("{e}"))?;
     Ok(SdrReport {
         users,
@@ -86,6 +150,28 @@ pub fn sdr(users: usize, items: usize, dim: usize, reps: usize) -> Result<SdrRep
         kernel_seconds: r.kernel_seconds,
         matmul_seconds: r.matmul_seconds,
         extra_bytes: extra_bytes(users, items, dim)?,
+        // Bounded by check_sizes: no overflow.
         dense_matrix_bytes: users * items * 4,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_bounded_before_allocation() {
+        check_sizes(3000, 9332, 32, 5).unwrap();
+        for (args, flag) in [
+            ((0, 10, 4, 1), "--users"),
+            ((10, 10, 0, 1), "--dim"),
+            ((10, 10, 4, 0), "--reps"),
+            ((usize::MAX, 10, 4, 1), "--users"),
+            ((1_000_000, 1_000_000, 4, 1), "--items"),
+            ((100_000, 10, 4096, 1), "--users"),
+        ] {
+            let e = check_sizes(args.0, args.1, args.2, args.3).unwrap_err();
+            assert!(e.to_string().starts_with(flag), "{args:?}: {e}");
+        }
+    }
 }

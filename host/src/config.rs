@@ -574,51 +574,12 @@ pub fn to_toml(cfg: &Config) -> String {
 impl Config {
     /// Checks every value's range; errors name the dotted key (the layer is added by [`load`]).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        fn bad(key: &str, value: impl fmt::Debug, reason: impl Into<String>) -> ConfigError {
-            ConfigError::Invalid {
-                key: key.into(),
-                value: format!("{value:?}"),
-                reason: reason.into(),
-                origin: None,
-            }
-        }
-        fn one_of(key: &str, value: &str, allowed: &[&str]) -> Result<(), ConfigError> {
-            if allowed.contains(&value) {
-                return Ok(());
-            }
-            let hint = nearest(value, allowed.iter().copied())
-                .map(|s| format!(" (did you mean \"{s}\"?)"))
-                .unwrap_or_default();
-            Err(bad(
-                key,
-                value,
-                format!("must be one of {}{hint}", quoted_list(allowed)),
-            ))
-        }
-        fn unit_share(key: &str, v: f64) -> Result<(), ConfigError> {
-            if (0.0..=1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(bad(key, v, "must be a share between 0 and 1"))
-            }
-        }
+        use check::{bad, in_range, one_of};
 
         one_of("device", &self.device, DEVICES)?;
-        let a = &self.augment;
-        one_of("augment.rerank", &a.rerank, RERANK_MODES)?;
-        one_of("augment.reduction", &a.reduction, REDUCTIONS)?;
-        if a.knn == 0 {
-            return Err(bad("augment.knn", a.knn, "must be at least 1 neighbour"));
-        }
-        if let Err(e) = self.llm.check() {
-            return Err(bad("llm", "…", e.to_string()));
-        }
-        if a.max_candidates == 0 {
-            return Err(bad(
-                "augment.max_candidates",
-                a.max_candidates,
-                "must be at least 1 candidate",
-            ));
+        self.validate_augment()?;
+        if let Some((key, value, reason)) = self.llm.problem() {
+            return Err(bad(key, Raw(value), reason));
         }
         let p = &self.profile;
         if p.items_file.as_os_str().is_empty() {
@@ -628,13 +589,12 @@ impl Config {
                 "must name the item metadata file",
             ));
         }
-        if p.max_user_items == 0 {
-            return Err(bad(
-                "profile.max_user_items",
-                p.max_user_items,
-                "must be at least 1 item",
-            ));
-        }
+        in_range(
+            "profile.max_user_items",
+            p.max_user_items,
+            1,
+            limits::MAX_USER_ITEMS,
+        )?;
         let e = &self.embed;
         for (key, path) in [
             ("embed.user_texts", &e.user_texts),
@@ -644,13 +604,7 @@ impl Config {
                 return Err(bad(key, "", "must name an `id<TAB>text` profile file"));
             }
         }
-        if !(1..=MAX_EMBED_BATCH).contains(&e.batch_size) {
-            return Err(bad(
-                "embed.batch_size",
-                e.batch_size,
-                format!("must be between 1 and {MAX_EMBED_BATCH} texts per request"),
-            ));
-        }
+        in_range("embed.batch_size", e.batch_size, 1, MAX_EMBED_BATCH)?;
 
         let d = &self.data;
         one_of("data.kind", &d.kind, DATA_KINDS)?;
@@ -665,42 +619,19 @@ impl Config {
                 "must name the folder holding train.tsv, valid.tsv and test.tsv when data.kind = \"files\"",
             ));
         }
-        let s = &d.synthetic;
-        unit_share("data.synthetic.affinity", s.affinity)?;
-        unit_share("data.synthetic.profile_signal", s.profile_signal)?;
-        // The generator needs these whatever `kind` says; checking them always keeps a
-        // typo in an unused section from surfacing only when someone switches to it.
-        if s.n_users == 0 {
-            return Err(bad(
-                "data.synthetic.n_users",
-                s.n_users,
-                "must be at least 1",
-            ));
-        }
-        if s.n_items < 5 {
-            return Err(bad(
-                "data.synthetic.n_items",
-                s.n_items,
-                "must be at least 5 (every user gets at least 5 items)",
-            ));
-        }
-        if s.n_clusters == 0 || s.n_clusters > s.n_items {
-            return Err(bad(
-                "data.synthetic.n_clusters",
-                s.n_clusters,
-                format!("must be between 1 and n_items ({})", s.n_items),
-            ));
-        }
-        if s.profile_dim == 0 {
-            return Err(bad(
-                "data.synthetic.profile_dim",
-                s.profile_dim,
-                "must be at least 1",
-            ));
-        }
+        // Ids are u32 everywhere past the loader.
+        in_range("data.n_users", d.n_users, 0, limits::MAX_IDS)?;
+        in_range("data.n_items", d.n_items, 0, limits::MAX_IDS)?;
+        self.validate_synthetic()?;
         if let Some((key, value, reason)) = d.profiles.problem() {
             return Err(bad(key, Raw(value), reason));
         }
+        in_range(
+            "data.profiles.random_dim",
+            d.profiles.random_dim,
+            0,
+            limits::MAX_PROFILE_DIM,
+        )?;
 
         if self.model.backbone.trim().is_empty() {
             return Err(bad(
@@ -718,9 +649,32 @@ impl Config {
         }
 
         let t = &self.train;
-        if t.batch_size == 0 {
-            return Err(bad("train.batch_size", t.batch_size, "must be at least 1"));
+        for (key, seed) in [
+            ("train.seed", t.seed),
+            ("data.synthetic.seed", d.synthetic.seed),
+            ("data.profiles.random_seed", d.profiles.random_seed),
+        ] {
+            if seed > limits::MAX_SEED {
+                return Err(bad(
+                    key,
+                    seed,
+                    format!(
+                        "must be at most {}: every run writes its resolved config as TOML, \
+                         whose integers are 64-bit signed",
+                        limits::MAX_SEED
+                    ),
+                ));
+            }
         }
+        in_range("train.max_epochs", t.max_epochs, 1, limits::MAX_EPOCHS)?;
+        in_range("train.batch_size", t.batch_size, 1, limits::MAX_BATCH)?;
+        in_range("train.threads", t.threads, 0, limits::MAX_THREADS)?;
+        in_range(
+            "train.checkpoint_every",
+            t.checkpoint_every,
+            0,
+            limits::MAX_EPOCHS,
+        )?;
         if !(t.lr.is_finite() && t.lr > 0.0) {
             return Err(bad("train.lr", t.lr, "must be a positive finite number"));
         }
@@ -740,6 +694,8 @@ impl Config {
                 "must be at least 1 (validate every N epochs)",
             ));
         }
+        in_range("eval.every", e.every, 1, limits::MAX_EPOCHS)?;
+        in_range("eval.patience", e.patience, 1, limits::MAX_EPOCHS)?;
         if e.ks.is_empty() || e.ks.contains(&0) {
             return Err(bad(
                 "eval.ks",
@@ -747,9 +703,19 @@ impl Config {
                 "must be a non-empty list of cut-offs K >= 1",
             ));
         }
-        if e.user_tile == 0 {
-            return Err(bad("eval.user_tile", e.user_tile, "must be at least 1"));
+        // Evaluation keeps K ids and scores per user of a tile: an absurd K must stop here,
+        // before anything is sized by it.
+        if let Some(&k) = e.ks.iter().find(|&&k| k > limits::MAX_K) {
+            return Err(bad(
+                "eval.ks",
+                &e.ks,
+                format!(
+                    "K = {k} is too large: every cut-off must be between 1 and {}",
+                    limits::MAX_K
+                ),
+            ));
         }
+        in_range("eval.user_tile", e.user_tile, 1, limits::MAX_USER_TILE)?;
         let metric_ok = e.metric.split_once('@').is_some_and(|(name, k)| {
             METRICS.contains(&name) && k.parse::<usize>().is_ok_and(|k| e.ks.contains(&k))
         });
@@ -766,6 +732,195 @@ impl Config {
         }
         Ok(())
     }
+
+    /// `[augment]`: every count bounded, so that budgets and candidate lists stay small.
+    fn validate_augment(&self) -> Result<(), ConfigError> {
+        let a = &self.augment;
+        check::one_of("augment.rerank", &a.rerank, RERANK_MODES)?;
+        check::one_of("augment.reduction", &a.reduction, REDUCTIONS)?;
+        check::in_range("augment.knn", a.knn, 1, limits::MAX_KNN)?;
+        check::in_range(
+            "augment.max_candidates",
+            a.max_candidates,
+            1,
+            limits::MAX_CANDIDATES,
+        )?;
+        check::in_range(
+            "augment.target_offset",
+            a.target_offset,
+            0,
+            limits::MAX_TARGET_OFFSET,
+        )?;
+        check::in_range(
+            "augment.reduce_dim",
+            a.reduce_dim,
+            0,
+            limits::MAX_PROFILE_DIM,
+        )?;
+        check::unit_share("augment.max_unusable_share", a.max_unusable_share)
+    }
+
+    /// `[data.synthetic]`: the generator's sizes, bounded so that it cannot be asked for
+    /// absurd allocations. Checked whatever `data.kind` says, so that a typo in an unused
+    /// section does not surface only when someone switches to it.
+    fn validate_synthetic(&self) -> Result<(), ConfigError> {
+        let s = &self.data.synthetic;
+        check::unit_share("data.synthetic.affinity", s.affinity)?;
+        check::unit_share("data.synthetic.profile_signal", s.profile_signal)?;
+        check::in_range(
+            "data.synthetic.n_users",
+            s.n_users,
+            1,
+            limits::MAX_SYNTHETIC,
+        )?;
+        if s.n_items < 5 {
+            return Err(check::bad(
+                "data.synthetic.n_items",
+                s.n_items,
+                "must be at least 5 (every user gets at least 5 items)",
+            ));
+        }
+        check::in_range(
+            "data.synthetic.n_items",
+            s.n_items,
+            5,
+            limits::MAX_SYNTHETIC,
+        )?;
+        if s.n_clusters == 0 || s.n_clusters > s.n_items {
+            return Err(check::bad(
+                "data.synthetic.n_clusters",
+                s.n_clusters,
+                format!("must be between 1 and n_items ({})", s.n_items),
+            ));
+        }
+        check::in_range(
+            "data.synthetic.mean_interactions",
+            s.mean_interactions,
+            0,
+            limits::MAX_MEAN_INTERACTIONS,
+        )?;
+        // Each user gets about max(mean_interactions, 5) pairs.
+        let pairs = s.n_users.saturating_mul(s.mean_interactions.max(5));
+        if pairs > limits::MAX_SYNTHETIC_PAIRS {
+            return Err(check::bad(
+                "data.synthetic.mean_interactions",
+                s.mean_interactions,
+                format!(
+                    "n_users × mean_interactions = {pairs} interactions; at most {} (lower \
+                     mean_interactions or n_users)",
+                    limits::MAX_SYNTHETIC_PAIRS
+                ),
+            ));
+        }
+        check::in_range(
+            "data.synthetic.profile_dim",
+            s.profile_dim,
+            1,
+            limits::MAX_PROFILE_DIM,
+        )?;
+        // Both tables together: (n_users + n_items) × profile_dim floats.
+        let values = (s.n_users + s.n_items).saturating_mul(s.profile_dim);
+        if values > limits::MAX_SYNTHETIC_PROFILE_VALUES {
+            return Err(check::bad(
+                "data.synthetic.profile_dim",
+                s.profile_dim,
+                format!(
+                    "(n_users + n_items) × profile_dim = {values} profile values; at most {} \
+                     (lower profile_dim or the sizes)",
+                    limits::MAX_SYNTHETIC_PROFILE_VALUES
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The range helpers of [`Config::validate`]: errors name the dotted key and the value
+/// (the layer is added by [`load`]).
+mod check {
+    use super::{nearest, quoted_list, ConfigError};
+    use std::fmt;
+
+    pub(super) fn bad(key: &str, value: impl fmt::Debug, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.into(),
+            value: format!("{value:?}"),
+            reason: reason.into(),
+            origin: None,
+        }
+    }
+    pub(super) fn one_of(key: &str, value: &str, allowed: &[&str]) -> Result<(), ConfigError> {
+        if allowed.contains(&value) {
+            return Ok(());
+        }
+        let hint = nearest(value, allowed.iter().copied())
+            .map(|s| format!(" (did you mean \"{s}\"?)"))
+            .unwrap_or_default();
+        Err(bad(
+            key,
+            value,
+            format!("must be one of {}{hint}", quoted_list(allowed)),
+        ))
+    }
+    pub(super) fn unit_share(key: &str, v: f64) -> Result<(), ConfigError> {
+        if (0.0..=1.0).contains(&v) {
+            Ok(())
+        } else {
+            Err(bad(key, v, "must be a share between 0 and 1"))
+        }
+    }
+
+    pub(super) fn in_range<T: PartialOrd + fmt::Display + fmt::Debug>(
+        key: &str,
+        v: T,
+        lo: T,
+        hi: T,
+    ) -> Result<(), ConfigError> {
+        if lo <= v && v <= hi {
+            Ok(())
+        } else {
+            Err(bad(key, v, format!("must be between {lo} and {hi}")))
+        }
+    }
+}
+
+/// The upper bounds [`Config::validate`] enforces. Each is far above what a real run
+/// uses and far below what would exhaust memory or overflow the arithmetic sized by it.
+pub mod limits {
+    /// `train.max_epochs`, `eval.every`, `eval.patience`.
+    pub const MAX_EPOCHS: usize = 1_000_000;
+    /// `train.batch_size`: 16 Mi interactions.
+    pub const MAX_BATCH: usize = 1 << 24;
+    /// `train.threads` (0 = all cores): more threads than this only adds overhead on any
+    /// machine promax runs on.
+    pub const MAX_THREADS: usize = 1024;
+    /// Every K of `eval.ks` (a top-K list per user is kept for the largest).
+    pub const MAX_K: usize = 10_000;
+    /// `eval.user_tile`: a tile holds user_tile × n_items scores.
+    pub const MAX_USER_TILE: usize = 65_536;
+    /// `data.n_users`, `data.n_items`: ids are u32.
+    pub const MAX_IDS: usize = u32::MAX as usize;
+    /// `data.synthetic.n_users`, `data.synthetic.n_items`.
+    pub const MAX_SYNTHETIC: usize = 10_000_000;
+    /// `data.synthetic.mean_interactions`.
+    pub const MAX_MEAN_INTERACTIONS: usize = 10_000;
+    /// `n_users × mean_interactions` of the synthetic dataset: 2 GiB of (u32, u32) pairs.
+    pub const MAX_SYNTHETIC_PAIRS: usize = 1 << 28;
+    /// `(n_users + n_items) × profile_dim` of the synthetic profiles: 1 GiB of f32.
+    pub const MAX_SYNTHETIC_PROFILE_VALUES: usize = 1 << 28;
+    /// Profile dimensions: `data.synthetic.profile_dim`, `data.profiles.random_dim`,
+    /// `augment.reduce_dim` (the largest embedding models give 4096).
+    pub const MAX_PROFILE_DIM: usize = 65_536;
+    /// `augment.knn`.
+    pub const MAX_KNN: usize = 10_000;
+    /// `augment.max_candidates` (each is shown to an LLM).
+    pub const MAX_CANDIDATES: usize = 10_000;
+    /// `augment.target_offset`: items added per user beyond the next quartile.
+    pub const MAX_TARGET_OFFSET: u32 = 100_000;
+    /// `profile.max_user_items`.
+    pub const MAX_USER_ITEMS: usize = 10_000;
+    /// Seeds: the largest TOML integer, so that `to_toml` can write every valid config.
+    pub const MAX_SEED: u64 = i64::MAX as u64;
 }
 
 /// Shows a value already written as TOML/JSON text without Debug's quotes.
@@ -1233,6 +1388,10 @@ fn extract_error(err: figment::Error) -> ConfigError {
 }
 
 #[cfg(test)]
+#[path = "config_props.rs"]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::fs;
@@ -1614,6 +1773,17 @@ mod tests {
             ),
             (&["data.synthetic.n_items=3"], "data.synthetic.n_items"),
             (&["model.backbone="], "model.backbone"),
+            (&["train.seed=18446744073709551615"], "train.seed"),
+            (&["train.max_epochs=0"], "train.max_epochs"),
+            (&["eval.patience=0"], "eval.patience"),
+            (&["eval.ks=[5, 20, 100000]"], "eval.ks"),
+            (&["llm.timeout_secs=0"], "llm.timeout_secs"),
+            (&["llm.temperature=2.5"], "llm.temperature"),
+            (&["augment.target_offset=1000000"], "augment.target_offset"),
+            (
+                &["augment.max_unusable_share=-0.1"],
+                "augment.max_unusable_share",
+            ),
         ];
         for (sets, key) in cases {
             let err = load_clean(&p, sets).unwrap_err();
@@ -1627,6 +1797,38 @@ mod tests {
         let msg = load_clean(&p, &["device=cude"]).unwrap_err().to_string();
         assert!(
             msg.contains("--set device=cude") && msg.contains("\"cuda\""),
+            "{msg}"
+        );
+    }
+
+    /// Two layers: the base sets one `llm.*` key, the experiment a bad other one; the error
+    /// names the bad key and the experiment, not whichever layer last touched `[llm]`.
+    #[test]
+    fn llm_errors_blame_the_layer_of_their_own_key() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "base.toml",
+            "[data]\nkind = \"synthetic\"\n[llm]\nchat_model = \"m\"\n",
+        );
+        let p = write(
+            dir.path(),
+            "experiment.toml",
+            "extends = \"base.toml\"\n[llm]\ntimeout_secs = 0\n",
+        );
+        let msg = load_clean(&p, &[]).unwrap_err().to_string();
+        assert!(
+            msg.contains("`llm.timeout_secs` = 0") && msg.contains("experiment.toml"),
+            "{msg}"
+        );
+        let q = write(
+            dir.path(),
+            "other.toml",
+            "extends = \"base.toml\"\n[llm]\nbackoff_base_ms = 10\nbackoff_max_ms = 5\n",
+        );
+        let msg = load_clean(&q, &[]).unwrap_err().to_string();
+        assert!(
+            msg.contains("`llm.backoff_base_ms`") && msg.contains("other.toml"),
             "{msg}"
         );
     }

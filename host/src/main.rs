@@ -134,6 +134,10 @@ enum Command {
         /// Only write `user<TAB>budget` from the train counts to this file (no profiles).
         #[arg(long, value_name = "OUT.tsv")]
         budgets_only: Option<PathBuf>,
+        /// Replace an existing output (and its report); a split of the dataset folder
+        /// (train.tsv, valid.tsv, test.tsv) is never replaced.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Top-K recommendations from a trained run folder (train items excluded).
     Recommend {
@@ -401,9 +405,27 @@ fn cmd_embed(args: &DatasetArgs, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn cmd_augment(args: &DatasetArgs, out: Option<&Path>, budgets_only: Option<&Path>) -> Result<()> {
+fn cmd_augment(
+    args: &DatasetArgs,
+    out: Option<&Path>,
+    budgets_only: Option<&Path>,
+    overwrite: bool,
+) -> Result<()> {
     let cfg = dataset_config(args)?;
     let dataset_dir = args.dataset_dir.as_path();
+    // Checked before any work: an LLM re-ranking is slow, and its result must not be lost
+    // to a refusal at the end.
+    if let Some(path) = budgets_only {
+        augment::check_output(path, dataset_dir, overwrite)?;
+    }
+    let out = out.map_or_else(|| dataset_dir.join("augmented.tsv"), Path::to_path_buf);
+    let mut report_path = out.clone().into_os_string();
+    report_path.push(".report.json");
+    let report_path = PathBuf::from(report_path);
+    if budgets_only.is_none() {
+        augment::check_output(&out, dataset_dir, overwrite)?;
+        augment::check_output(&report_path, dataset_dir, overwrite)?;
+    }
     let train_path = dataset_dir.join("train.tsv");
     let policy = cfg.data.duplicates.parse()?;
     let train = read_pairs(&train_path, None, None, policy)?;
@@ -415,7 +437,7 @@ fn cmd_augment(args: &DatasetArgs, out: Option<&Path>, budgets_only: Option<&Pat
     if let Some(path) = budgets_only {
         let counts = augment::counts(&train, n_users);
         let q = augment::quartiles(&counts);
-        let budgets = augment::budgets(&counts, &q, cfg.augment.target_offset);
+        let budgets = augment::budgets(&counts, &q, cfg.augment.target_offset)?;
         let mut text = String::from("user\tbudget\n");
         for (u, b) in budgets.iter().enumerate() {
             text.push_str(&format!("{u}\t{b}\n"));
@@ -441,26 +463,23 @@ fn cmd_augment(args: &DatasetArgs, out: Option<&Path>, budgets_only: Option<&Pat
     let (pu, pi, dim) = augment::retrieval_profiles(&profiles, &cfg.augment)?;
     let counts = augment::counts(&train, n_users);
     let q = augment::quartiles(&counts);
-    let budgets = augment::budgets(&counts, &q, cfg.augment.target_offset);
+    let budgets = augment::budgets(&counts, &q, cfg.augment.target_offset)?;
     let candidates = augment::retrieve(&train, &pu, &pi, dim, &cfg.augment, &budgets)?;
     let n_items = pi.len() / dim;
     let rerank = reranker(&cfg, n_users, n_items)?;
     let (pairs, report) =
         augment::augment(&train, &counts, &cfg.augment, &candidates, rerank.as_ref())?;
-    let out = out.map_or_else(|| dataset_dir.join("augmented.tsv"), Path::to_path_buf);
+    if let Err(e) = augment::check_unusable(&report, cfg.augment.max_unusable_share) {
+        println!("{report}");
+        return Err(e.into());
+    }
     write_atomic(&out, augment::pairs_tsv(&pairs).as_bytes())?;
-    let mut report_path = out.clone().into_os_string();
-    report_path.push(".report.json");
     write_atomic(
-        Path::new(&report_path),
+        &report_path,
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     println!("{report}");
-    println!(
-        "wrote {} and {}",
-        out.display(),
-        Path::new(&report_path).display()
-    );
+    println!("wrote {} and {}", out.display(), report_path.display());
     Ok(())
 }
 
@@ -708,7 +727,8 @@ fn cmd_bench(what: BenchWhat) -> Result<()> {
             reps,
             json,
         } => {
-            let r = promax::bench::sdr(users, items, dim, reps.max(1))?;
+            promax::bench::check_sizes(users, items, dim, reps)?;
+            let r = promax::bench::sdr(users, items, dim, reps)?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
@@ -795,7 +815,8 @@ fn main() -> ExitCode {
             data,
             out,
             budgets_only,
-        } => cmd_augment(&data, out.as_deref(), budgets_only.as_deref()),
+            overwrite,
+        } => cmd_augment(&data, out.as_deref(), budgets_only.as_deref(), overwrite),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -121,7 +121,7 @@ impl Model {
             name,
             backbone.tables().into_vec(),
             &mut rng,
-        )];
+        )?];
         let mut views = vec![ViewGraph {
             name: "train".into(),
             source: None,
@@ -159,7 +159,7 @@ impl Model {
                 };
                 slot_views.push(idx);
             }
-            stores.push(ParamStore::new(aug, obj.tables().into_vec(), &mut rng));
+            stores.push(ParamStore::new(aug, obj.tables().into_vec(), &mut rng)?);
             augmenters.push(AugmenterSlot {
                 name: aug.clone(),
                 obj,

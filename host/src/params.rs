@@ -18,11 +18,59 @@ pub struct ParamStore {
     pub grad: Vec<f32>,
 }
 
+/// Most parameters (f32) one plugin's tables may hold together: 2^31 floats are 8 GiB,
+/// and training keeps four such buffers (values, gradients, two Adam moments).
+pub const MAX_PARAMS: usize = 1 << 31;
+
+/// A plugin declared tables too large to allocate.
+#[derive(Debug, thiserror::Error)]
+pub enum ParamError {
+    #[error("plugin `{owner}` table `{table}` is {rows} × {cols}, more than {MAX_PARAMS} parameters (check the dimensions in [plugins.{owner}])")]
+    TableTooLarge {
+        owner: String,
+        table: String,
+        rows: usize,
+        cols: usize,
+    },
+    #[error("plugin `{owner}`'s tables hold more than {MAX_PARAMS} parameters in all, the last counted being `{table}` (check the dimensions in [plugins.{owner}])")]
+    TooManyParams { owner: String, table: String },
+}
+
+/// The total size of `specs`, checked before anything is allocated.
+fn checked_len(owner: &str, specs: &[TableSpec]) -> Result<usize, ParamError> {
+    let mut total = 0usize;
+    for t in specs {
+        let size = t
+            .rows
+            .checked_mul(t.cols)
+            .filter(|&n| n <= MAX_PARAMS)
+            .ok_or_else(|| ParamError::TableTooLarge {
+                owner: owner.to_owned(),
+                table: t.name.to_string(),
+                rows: t.rows,
+                cols: t.cols,
+            })?;
+        total = total
+            .checked_add(size)
+            .filter(|&n| n <= MAX_PARAMS)
+            .ok_or_else(|| ParamError::TooManyParams {
+                owner: owner.to_owned(),
+                table: t.name.to_string(),
+            })?;
+    }
+    Ok(total)
+}
+
 impl ParamStore {
-    /// Allocates and initialises the tables a plugin declared.
-    pub fn new(owner: &str, specs: Vec<TableSpec>, rng: &mut ChaCha8Rng) -> ParamStore {
+    /// Allocates and initialises the tables a plugin declared; tables whose sizes overflow
+    /// or exceed [`MAX_PARAMS`] are an error naming the plugin and table.
+    pub fn new(
+        owner: &str,
+        specs: Vec<TableSpec>,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<ParamStore, ParamError> {
+        let len = checked_len(owner, &specs)?;
         let layout = layout_of(&specs);
-        let len = layout.last().map_or(0, |l| l.offset + l.rows * l.cols);
         let mut data = vec![0f32; len];
         for (spec, l) in specs.iter().zip(&layout) {
             let t = &mut data[l.offset..l.offset + l.rows * l.cols];
@@ -34,13 +82,13 @@ impl ParamStore {
                 }
             }
         }
-        ParamStore {
+        Ok(ParamStore {
             owner: owner.to_owned(),
             specs,
             layout,
             grad: vec![0f32; len],
             data,
-        }
+        })
     }
 
     pub fn params(&self) -> Params<'_> {
@@ -195,6 +243,29 @@ mod tests {
             ],
             &mut rng,
         )
+        .unwrap()
+    }
+
+    #[test]
+    fn oversized_tables_are_an_error_naming_plugin_and_table() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for (rows, cols) in [(1_000, 10_000_000_000), (usize::MAX, 2), (1 << 16, 1 << 16)] {
+            let e = ParamStore::new(
+                "lightgcn",
+                vec![table("user", rows, cols, Init::Zeros)],
+                &mut rng,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("`lightgcn`") && e.contains("`user`"), "{e}");
+        }
+        let two = vec![
+            table("a", 1 << 15, 1 << 15, Init::Zeros),
+            table("b", 1 << 15, 1 << 15, Init::Zeros),
+            table("c", 1, 1, Init::Zeros),
+        ];
+        let e = ParamStore::new("p", two, &mut rng).unwrap_err().to_string();
+        assert!(e.contains("in all") && e.contains("`c`"), "{e}");
     }
 
     #[test]

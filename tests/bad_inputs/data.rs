@@ -160,9 +160,16 @@ fn an_id_out_of_the_declared_range() {
 fn a_huge_declared_count() {
     let tmp = tempfile::tempdir().unwrap();
     let data = good(tmp.path());
+    // Within the key's range, but absurd for a file of this size.
+    let err = train_fails(tmp.path(), &data, "n_users = 4000000000");
+    assert!(
+        err.contains("`data.n_users` = 4000000000") && err.contains("limit of 1640"),
+        "{err}"
+    );
+    // Beyond any id a split file can hold: refused with the config key's range.
     let err = train_fails(tmp.path(), &data, "n_users = 1000000000000");
     assert!(
-        err.contains("`data.n_users` = 1000000000000") && err.contains("limit of 1640"),
+        err.contains("`data.n_users` = 1000000000000") && err.contains("4294967295"),
         "{err}"
     );
 }

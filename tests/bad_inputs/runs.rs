@@ -429,20 +429,37 @@ fn recommend_never_writes_over_a_file_without_asking() {
         tmp.path(),
         &["recommend", s(&run), "--all", "--out", s(&out)],
     ));
-    assert!(err.contains("recs.tsv") && err.contains("--overwrite"), "{err}");
+    assert!(
+        err.contains("recs.tsv") && err.contains("--overwrite"),
+        "{err}"
+    );
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me\n");
     // Not even with --overwrite over the run's own files.
     let metrics = run.join("metrics.json");
     let before = std::fs::read(&metrics).unwrap();
     let err = fails(&promax_in(
         tmp.path(),
-        &["recommend", s(&run), "--all", "--out", s(&metrics), "--overwrite"],
+        &[
+            "recommend",
+            s(&run),
+            "--all",
+            "--out",
+            s(&metrics),
+            "--overwrite",
+        ],
     ));
     assert!(err.contains("file of the run"), "{err}");
     assert_eq!(std::fs::read(&metrics).unwrap(), before);
     ok(&promax_in(
         tmp.path(),
-        &["recommend", s(&run), "--all", "--out", s(&out), "--overwrite"],
+        &[
+            "recommend",
+            s(&run),
+            "--all",
+            "--out",
+            s(&out),
+            "--overwrite",
+        ],
     ));
     assert!(std::fs::read_to_string(&out).unwrap().lines().count() > 1);
 }

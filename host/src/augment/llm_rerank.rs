@@ -200,6 +200,7 @@ pub(crate) fn choose(r: &Request<'_>, content: &str) -> Choice {
     accepted.truncate(r.budget);
     Choice {
         rejected,
+        no_candidate_ids: accepted.is_empty() && !r.candidates.is_empty() && r.budget > 0,
         ..dense_choice(r, &accepted)
     }
 }
@@ -278,7 +279,13 @@ mod tests {
         assert_eq!(got.rejected, 3, "99, the repeated 12, and -1");
         assert!(!got.fell_back);
         let short = choose(&r, "{\"items\": [13]}");
+        assert!(!short.unusable());
         assert_eq!((short.items, short.topped_up), (vec![13, 10], 1));
+        for none in ["{\"items\": [99, 98]}", "{\"items\": []}"] {
+            let n = choose(&r, none);
+            assert!(n.unusable() && !n.fell_back, "{none}");
+            assert_eq!(n.items, vec![10, 11]);
+        }
         for garbage in [
             "I like them all",
             "{\"item\": [10]}",
@@ -286,7 +293,7 @@ mod tests {
             "{not json}",
         ] {
             let g = choose(&r, garbage);
-            assert!(g.fell_back, "{garbage}");
+            assert!(g.fell_back && g.unusable(), "{garbage}");
             assert_eq!(g.items, vec![10, 11]);
         }
     }
@@ -399,5 +406,74 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("user 0") && e.contains("rerun to resume"), "{e}");
+    }
+
+    mod props {
+        use super::*;
+        use crate::augment::Candidate;
+        use proptest::prelude::*;
+
+        fn candidates(ids: &[u32]) -> Vec<Candidate> {
+            ids.iter()
+                .map(|&item| Candidate {
+                    item,
+                    score: 0.0,
+                    count: 1,
+                })
+                .collect()
+        }
+
+        /// An id list in one of the forms the parser accepts: numbers or numeric strings,
+        /// with or without prose and a code fence around the object.
+        fn answer(ids: &[u32], quoted: &[bool], wrap: u8) -> String {
+            let items: Vec<String> = ids
+                .iter()
+                .zip(quoted.iter().cycle())
+                .map(|(i, &q)| if q { format!("\"{i}\"") } else { i.to_string() })
+                .collect();
+            let object = format!("{{\"items\": [{}]}}", items.join(", "));
+            match wrap % 3 {
+                0 => object,
+                1 => format!("Here you go:\n```json\n{object}\n```\nEnjoy."),
+                _ => format!("  {object}\n"),
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_answer_gives_a_choice_within_budget(
+                content in prop_oneof![any::<String>(), "\\{\"items\": \\[\\PC{0,30}\\]\\}"],
+                ids in proptest::collection::btree_set(0u32..50, 0..10),
+                budget in 0usize..12,
+            ) {
+                let ids: Vec<u32> = ids.into_iter().collect();
+                let c = candidates(&ids);
+                let r = Request { user: 0, candidates: &c, budget };
+                let got = choose(&r, &content);
+                prop_assert!(got.items.len() <= budget);
+                prop_assert!(got.items.iter().all(|i| ids.contains(i)));
+            }
+
+            #[test]
+            fn valid_id_lists_round_trip(
+                // A set in a random order: an LLM's ranking is any permutation.
+                ids in proptest::collection::btree_set(0u32..1_000_000, 1..20)
+                    .prop_map(|s| s.into_iter().collect::<Vec<u32>>())
+                    .prop_shuffle(),
+                quoted in proptest::collection::vec(any::<bool>(), 1..4),
+                wrap in any::<u8>(),
+                extra in 0usize..5,
+            ) {
+                let c = candidates(&ids);
+                let budget = ids.len();
+                let r = Request { user: 0, candidates: &c, budget: budget + extra };
+                let got = choose(&r, &answer(&ids, &quoted, wrap));
+                prop_assert_eq!(&got.items, &ids);
+                prop_assert_eq!((got.rejected, got.topped_up), (0, 0));
+                prop_assert!(!got.unusable());
+            }
+        }
     }
 }

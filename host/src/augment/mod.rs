@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Pairs, Profiles};
 
 mod llm_rerank;
+mod output;
 pub use llm_rerank::{read_texts, LlmRerank, Prompt, DEFAULT_RERANK_PROMPT};
+pub use output::{check_output, SPLITS};
 
 /// `[augment]`: settings of `promax augment`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +58,10 @@ pub struct AugmentConfig {
     pub user_texts: PathBuf,
     /// `id<TAB>text` item descriptions for the prompt (relative: in the dataset folder).
     pub item_texts: PathBuf,
+    /// Largest share, in [0, 1], of re-ranked users whose LLM answer may be unusable (no
+    /// JSON id list, cut at `max_tokens`, or no id among the candidates) before
+    /// `promax augment` fails instead of writing a set that is mostly the dense order.
+    pub max_unusable_share: f64,
 }
 
 impl Default for AugmentConfig {
@@ -71,6 +77,7 @@ impl Default for AugmentConfig {
             rerank_prompt: PathBuf::new(),
             user_texts: "user_profiles.tsv".into(),
             item_texts: "item_profiles.tsv".into(),
+            max_unusable_share: 0.2,
         }
     }
 }
@@ -87,6 +94,30 @@ pub enum AugmentError {
     Reduction(#[from] promax_kernels::KernelError),
     #[error("re-ranking: {0}")]
     Rerank(String),
+    /// Too many LLM answers were of no use; nothing was written.
+    #[error(
+        "{unusable} of {asked} LLM re-ranking answers were unusable (share {share:.3}, \
+             above augment.max_unusable_share = {max_share}): no id list, cut at \
+             llm.max_tokens, or no candidate id; nothing was written. Check llm.chat_model and \
+             augment.rerank_prompt, or raise augment.max_unusable_share to accept the dense \
+             order for those users"
+    )]
+    Unusable {
+        unusable: usize,
+        asked: usize,
+        share: f64,
+        max_share: f64,
+    },
+    /// The output would replace a split of the dataset folder.
+    #[error("{}: refusing to write over the dataset's {split} (augment reads it; --overwrite \
+             does not apply to splits): choose another --out", path.display())]
+    Split { path: PathBuf, split: &'static str },
+    /// The output exists and `--overwrite` was not given.
+    #[error("{} already exists: pass --overwrite to replace it, or choose another path", path.display())]
+    Exists { path: PathBuf },
+    /// Input-driven arithmetic left its type's range.
+    #[error("`{key}`: {detail}")]
+    Overflow { key: &'static str, detail: String },
 }
 
 // ---------------------------------------------------------------------------------------
@@ -118,15 +149,33 @@ pub fn group(n: u32, q: &[f64; 3]) -> usize {
 }
 
 /// Items to add per user: `ceil(Q_next) + offset − n` for the smallest quartile `Q_next > n`,
-/// 0 when there is none (`n ≥ Q3`).
-pub fn budgets(counts: &[u32], q: &[f64; 3], offset: u32) -> Vec<u32> {
+/// 0 when there is none (`n ≥ Q3`). A target past `u32::MAX` is an error naming
+/// `augment.target_offset` (wrapping would silently turn every budget into 0).
+pub fn budgets(counts: &[u32], q: &[f64; 3], offset: u32) -> Result<Vec<u32>, AugmentError> {
     counts
         .iter()
         .map(|&n| match q.iter().find(|&&qi| qi > f64::from(n)) {
-            Some(&next) => (next.ceil() as u32 + offset).saturating_sub(n),
-            None => 0,
+            Some(&next) => target(next, offset).map(|t| t.saturating_sub(n)),
+            None => Ok(0),
         })
         .collect()
+}
+
+/// `ceil(quartile) + offset`, checked.
+fn target(quartile: f64, offset: u32) -> Result<u32, AugmentError> {
+    let too_big = || AugmentError::Overflow {
+        key: "augment.target_offset",
+        detail: format!(
+            "the next quartile {quartile} + target_offset {offset} exceeds {} items",
+            u32::MAX
+        ),
+    };
+    let q = quartile.ceil();
+    // Quartiles of u32 counts are in [0, u32::MAX]; the check keeps a NaN out as well.
+    if !(0.0..=f64::from(u32::MAX)).contains(&q) {
+        return Err(too_big());
+    }
+    (q as u32).checked_add(offset).ok_or_else(too_big)
 }
 
 /// Train items per user (ids must be `< n_users`).
@@ -321,6 +370,15 @@ pub struct Choice {
     pub fell_back: bool,
     /// Items appended from the dense order because the answer had too few valid ids.
     pub topped_up: usize,
+    /// The answer was a list, but held no candidate id (all hallucinated, or empty).
+    pub no_candidate_ids: bool,
+}
+
+impl Choice {
+    /// Whether the answer contributed nothing: no id list, or no candidate id in it.
+    pub fn unusable(&self) -> bool {
+        self.fell_back || self.no_candidate_ids
+    }
 }
 
 /// One user to re-rank: its candidates (dense order, best first) and budget.
@@ -407,6 +465,11 @@ pub struct AugmentReport {
     pub fallback_users: usize,
     /// Users whose LLM answer had too few valid ids (topped up from the dense order).
     pub topped_up_users: usize,
+    /// Users whose answer was unusable ([`Choice::unusable`]): no id list, or none of its
+    /// ids among the candidates.
+    pub unusable_users: usize,
+    /// Users handed to the re-ranker (those with a budget).
+    pub reranked_users: usize,
     /// LLM calls, cache hits, retries and failures (empty without an LLM).
     pub calls: String,
     /// Groups: below Q1, [Q1, Q2), [Q2, Q3), at or above Q3.
@@ -439,8 +502,13 @@ impl fmt::Display for AugmentReport {
         if !self.calls.is_empty() {
             write!(
                 f,
-                "\nLLM: {}; {} unusable answers (dense order used), {} answers topped up",
-                self.calls, self.fallback_users, self.topped_up_users
+                "\nLLM: {}; {} of {} answers unusable ({} without an id list: dense order \
+                 used), {} answers topped up",
+                self.calls,
+                self.unusable_users,
+                self.reranked_users,
+                self.fallback_users,
+                self.topped_up_users
             )?;
         }
         Ok(())
@@ -457,7 +525,7 @@ pub fn augment(
     rerank: &dyn Rerank,
 ) -> Result<(Pairs, AugmentReport), AugmentError> {
     let q = quartiles(counts);
-    let budget = budgets(counts, &q, cfg.target_offset);
+    let budget = budgets(counts, &q, cfg.target_offset)?;
     let requests: Vec<Request<'_>> = (0..counts.len())
         .filter(|&u| budget[u] > 0)
         .map(|u| Request {
@@ -477,6 +545,7 @@ pub fn augment(
         rerank: rerank.describe(),
         calls: String::new(),
         train_pairs: train.len(),
+        reranked_users: requests.len(),
         ..Default::default()
     };
     let mut out = train.clone();
@@ -489,6 +558,7 @@ pub fn augment(
         report.short_users += usize::from(choice.items.len() < budget[u] as usize);
         report.rejected_ids += choice.rejected;
         report.fallback_users += usize::from(choice.fell_back);
+        report.unusable_users += usize::from(choice.unusable());
         report.topped_up_users += usize::from(choice.topped_up > 0 && !choice.fell_back);
         out.extend(choice.items.iter().map(|&i| (u as u32, i)));
     }
@@ -496,6 +566,21 @@ pub fn augment(
     report.calls = rerank.calls().unwrap_or_default();
     out.sort_unstable();
     Ok((out, report))
+}
+
+/// Refuses a re-ranking where more than `max_share` of the users asked got an unusable
+/// answer: such a set is mostly the dense order, labelled as LLM re-ranked.
+pub fn check_unusable(report: &AugmentReport, max_share: f64) -> Result<(), AugmentError> {
+    let asked = report.reranked_users;
+    if asked == 0 || report.unusable_users as f64 <= max_share * asked as f64 {
+        return Ok(());
+    }
+    Err(AugmentError::Unusable {
+        unusable: report.unusable_users,
+        asked,
+        share: report.unusable_users as f64 / asked as f64,
+        max_share,
+    })
 }
 
 /// `user<TAB>item` lines.
@@ -536,10 +621,42 @@ mod tests {
         // Amazon-Book's quartiles: <5 -> 6, 5-6 -> 8, 7-10 -> 12, >= 11 nothing.
         let q = [5.0, 7.0, 11.0];
         let counts = [1, 4, 5, 6, 7, 10, 11, 30];
-        assert_eq!(budgets(&counts, &q, 1), vec![5, 2, 3, 2, 5, 2, 0, 0]);
+        assert_eq!(
+            budgets(&counts, &q, 1).unwrap(),
+            vec![5, 2, 3, 2, 5, 2, 0, 0]
+        );
         assert_eq!(counts.map(|n| group(n, &q)), [0, 0, 1, 1, 2, 2, 3, 3]);
         // Fractional quartiles round up before the offset.
-        assert_eq!(budgets(&[2], &[2.5, 3.0, 4.0], 0), vec![1]);
+        assert_eq!(budgets(&[2], &[2.5, 3.0, 4.0], 0).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn too_many_unusable_answers_fail_naming_the_share() {
+        let report = |unusable, reranked_users| AugmentReport {
+            unusable_users: unusable,
+            reranked_users,
+            ..Default::default()
+        };
+        check_unusable(&report(2, 10), 0.2).unwrap();
+        check_unusable(&report(0, 0), 0.0).unwrap();
+        let e = check_unusable(&report(3, 10), 0.2).unwrap_err().to_string();
+        assert!(
+            e.contains("3 of 10")
+                && e.contains("share 0.300")
+                && e.contains("augment.max_unusable_share = 0.2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_huge_target_offset_is_an_error_not_zero_budgets() {
+        let e = budgets(&[1, 2, 30], &[2.0, 3.0, 10.0], u32::MAX).unwrap_err();
+        assert!(e.to_string().contains("augment.target_offset"), "{e}");
+        // Users at or above Q3 add nothing whatever the offset.
+        assert_eq!(
+            budgets(&[30], &[2.0, 3.0, 10.0], u32::MAX).unwrap(),
+            vec![0]
+        );
     }
 
     /// Users 0 and 1 have the same profile, user 2 another; items 0..4 in two pairs of

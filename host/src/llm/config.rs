@@ -56,42 +56,100 @@ impl Default for LlmConfig {
     }
 }
 
+/// Upper bounds of the numeric `[llm]` keys: far above any real server's needs, low
+/// enough that no setting can ask for absurd waits, thread counts or answer sizes.
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+/// Most retries after the first attempt.
+pub const MAX_RETRIES: u32 = 100;
+/// Longest wait between attempts (one hour), `backoff_base_ms` and `backoff_max_ms`.
+pub const MAX_BACKOFF_MS: u64 = 3_600_000;
+/// Most requests in flight (each is a thread).
+pub const MAX_CONCURRENCY: usize = 1024;
+/// Largest `max_tokens` (no served model answers more in one go).
+pub const MAX_TOKENS: u32 = 1_000_000;
+
 impl LlmConfig {
-    /// Every out-of-range value, as a `Config` error naming the key.
+    /// The first out-of-range value, as a `Config` error naming the key.
     pub fn check(&self) -> Result<(), LlmError> {
-        let bad = |msg: String| Err(LlmError::Config(msg));
+        match self.problem() {
+            Some((key, value, reason)) => Err(LlmError::Config(format!(
+                "{} = {value}: {reason}",
+                key.trim_start_matches("llm.")
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// `(dotted key, value as TOML, what is allowed)` of the first out-of-range value, so
+    /// that [`crate::config::Config::validate`] can blame the layer that set that key.
+    pub fn problem(&self) -> Option<(&'static str, String, String)> {
         let url = self.base_url.trim();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return bad(format!(
-                "base_url = {:?}: must start with http:// or https://",
-                self.base_url
+            return Some((
+                "llm.base_url",
+                format!("{:?}", self.base_url),
+                "must start with http:// or https://".into(),
             ));
         }
-        if self.timeout_secs == 0 {
-            return bad("timeout_secs must be at least 1".into());
-        }
-        if self.concurrency == 0 {
-            return bad("concurrency must be at least 1".into());
+        let ranges: [(&'static str, u64, u64, u64); 6] = [
+            ("llm.timeout_secs", self.timeout_secs, 1, MAX_TIMEOUT_SECS),
+            (
+                "llm.max_retries",
+                self.max_retries.into(),
+                0,
+                MAX_RETRIES.into(),
+            ),
+            (
+                "llm.backoff_base_ms",
+                self.backoff_base_ms,
+                0,
+                MAX_BACKOFF_MS,
+            ),
+            ("llm.backoff_max_ms", self.backoff_max_ms, 0, MAX_BACKOFF_MS),
+            (
+                "llm.concurrency",
+                self.concurrency as u64,
+                1,
+                MAX_CONCURRENCY as u64,
+            ),
+            (
+                "llm.max_tokens",
+                self.max_tokens.into(),
+                1,
+                MAX_TOKENS.into(),
+            ),
+        ];
+        for (key, v, lo, hi) in ranges {
+            if !(lo..=hi).contains(&v) {
+                return Some((key, v.to_string(), format!("must be between {lo} and {hi}")));
+            }
         }
         if self.backoff_base_ms > self.backoff_max_ms {
-            return bad(format!(
-                "backoff_base_ms = {} exceeds backoff_max_ms = {}",
-                self.backoff_base_ms, self.backoff_max_ms
+            return Some((
+                "llm.backoff_base_ms",
+                self.backoff_base_ms.to_string(),
+                format!(
+                    "exceeds llm.backoff_max_ms = {}: the first wait cannot be longer than \
+                     every wait's cap",
+                    self.backoff_max_ms
+                ),
             ));
         }
         if !(self.temperature.is_finite() && (0.0..=2.0).contains(&self.temperature)) {
-            return bad(format!(
-                "temperature = {}: must be in [0, 2]",
-                self.temperature
+            return Some((
+                "llm.temperature",
+                self.temperature.to_string(),
+                "must be between 0 and 2".into(),
             ));
         }
-        if self.max_tokens == 0 {
-            return bad("max_tokens must be at least 1".into());
-        }
         if self.cache_dir.as_os_str().is_empty() {
-            return bad("cache_dir is empty".into());
+            return Some((
+                "llm.cache_dir",
+                "\"\"".into(),
+                "must name the folder of the response cache".into(),
+            ));
         }
-        Ok(())
+        None
     }
 
     /// The API key from the variable `api_key_env` names; `None` when no variable is named.

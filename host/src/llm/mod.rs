@@ -58,7 +58,9 @@ mod tests;
 pub(crate) mod testserver;
 
 pub use client::{LlmClient, MALFORMED_RETRIES};
-pub use config::LlmConfig;
+pub use config::{
+    LlmConfig, MAX_BACKOFF_MS, MAX_CONCURRENCY, MAX_RETRIES, MAX_TIMEOUT_SECS, MAX_TOKENS,
+};
 pub use error::LlmError;
 pub use pool::map_bounded;
 pub use stats::LlmStats;

@@ -163,3 +163,74 @@ pub(crate) fn parse_embeddings(
     let out: Vec<Vec<f32>> = slots.into_iter().flatten().collect();
     Ok((out, resp.usage.unwrap_or_default()))
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any JSON value, nested a few levels.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "\\PC{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("data".to_string()),
+                        Just("embedding".to_string()),
+                        Just("index".to_string()),
+                        "[a-z]{1,6}"
+                    ],
+                    inner,
+                    0..4,
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_embeddings_body_parses_or_errs(
+            body in prop_oneof![
+                any::<String>(),
+                proptest::collection::vec(any::<u8>(), 0..64)
+                    .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+                json_value().prop_map(|v| v.to_string()),
+                json_value().prop_map(|v| serde_json::json!({"data": v}).to_string()),
+            ],
+            n in 0usize..5,
+        ) {
+            if let Ok((vectors, _)) = parse_embeddings(&body, n) {
+                prop_assert_eq!(vectors.len(), n);
+            }
+        }
+
+        #[test]
+        fn valid_embeddings_bodies_round_trip(
+            (vectors, order) in (1usize..6, 1usize..9).prop_flat_map(|(n, dim)| {
+                let v = proptest::collection::vec(
+                    proptest::collection::vec(-1e30f32..1e30, dim), n);
+                (v, Just((0..n).collect::<Vec<usize>>()).prop_shuffle())
+            }),
+        ) {
+            // The server may list the items in any order; `index` says whose each is.
+            let data: Vec<Value> = order
+                .iter()
+                .map(|&i| serde_json::json!({"index": i, "embedding": vectors[i]}))
+                .collect();
+            let body = serde_json::json!({"object": "list", "data": data}).to_string();
+            let (got, _) = parse_embeddings(&body, vectors.len()).unwrap();
+            prop_assert_eq!(got, vectors);
+        }
+    }
+}

@@ -152,6 +152,7 @@ pub fn embed_table(
     let done = results.iter().filter(|r| matches!(r, Some(Ok(_)))).count();
     let mut values = Vec::new();
     let mut dim = None;
+    let mut bad: Vec<(usize, &'static str)> = Vec::new();
     for (b, r) in results.into_iter().enumerate() {
         let vectors = match r {
             Some(Ok(v)) => v,
@@ -165,20 +166,28 @@ pub fn embed_table(
             // A failed batch comes before or after; it is reported when reached.
             None => continue,
         };
-        for v in vectors {
+        for (j, v) in vectors.into_iter().enumerate() {
+            let id = b * batch_size + j;
             let d = *dim.get_or_insert(v.len());
             if v.len() != d {
                 return Err(ProfileError::Input(format!(
-                    "the embeddings server answered dimension {} for {kind} ids {} but {d} \
-                     for ids {}; one model must embed every text (a cache filled by another \
-                     model under the same name would do this: clear llm.cache_dir)",
+                    "the embeddings server answered dimension {} for {kind} ids {} but {d} for \
+                     ids {} (first mismatch: {kind} id {id}); one model must embed every text \
+                     (a cache filled by another model under the same name would do this: \
+                     clear llm.cache_dir)",
                     v.len(),
                     ids(b),
                     ids(0)
                 )));
             }
+            if let Some(why) = degenerate(&v) {
+                bad.push((id, why));
+            }
             values.extend_from_slice(&v);
         }
+    }
+    if !bad.is_empty() {
+        return Err(degenerate_error(kind, &bad));
     }
     match dim {
         Some(d) if values.len() == texts.len() * d => Ok((values, d)),
@@ -187,6 +196,44 @@ pub fn embed_table(
             texts.len()
         ))),
     }
+}
+
+/// Why an embedding carries no information about its text, if it does not: a vector
+/// with a NaN or infinity, all zeros, or one value repeated (no direction to compare).
+pub(crate) fn degenerate(v: &[f32]) -> Option<&'static str> {
+    if v.iter().any(|x| !x.is_finite()) {
+        return Some("not finite");
+    }
+    if v.iter().all(|&x| x == 0.0) {
+        return Some("all zeros");
+    }
+    if v.len() > 1 && v.iter().all(|&x| x == v[0]) {
+        return Some("constant");
+    }
+    None
+}
+
+/// Ids shown in a degenerate-embeddings error.
+const DEGENERATE_SHOWN: usize = 10;
+
+fn degenerate_error(kind: &str, bad: &[(usize, &str)]) -> ProfileError {
+    let shown: Vec<String> = bad
+        .iter()
+        .take(DEGENERATE_SHOWN)
+        .map(|(id, why)| format!("{id} ({why})"))
+        .collect();
+    let more = if bad.len() > DEGENERATE_SHOWN {
+        format!(" and {} more", bad.len() - DEGENERATE_SHOWN)
+    } else {
+        String::new()
+    };
+    ProfileError::Input(format!(
+        "the embeddings server answered degenerate vectors for {} {kind} text(s): ids {}{more}; \
+         nothing was written. Check llm.embedding_model and the texts (a cached answer is \
+         reused: clear llm.cache_dir after fixing the server)",
+        bad.len(),
+        shown.join(", ")
+    ))
 }
 
 /// A float32 `.npy` of `rows × dim`, through a temporary file beside `path` and a rename.

@@ -338,7 +338,8 @@ fn metadata_and_text_files_errors_name_the_line() {
     assert!(e.contains("ids 1"), "{e}");
 }
 
-/// Embeddings of "text <i>": [i, 10 i, 1]; "bad" texts get 2 dimensions.
+/// Embeddings of "text <i>": [i, 10 i, 1]; "bad" texts get 2 dimensions; "zero" texts all
+/// zeros, "flat" texts [7, 7, 7].
 fn embedder(req: &Recorded) -> Reply {
     let inputs = req.json()["input"].as_array().cloned().unwrap_or_default();
     let data: Vec<Value> = inputs
@@ -352,7 +353,11 @@ fn embedder(req: &Recorded) -> Reply {
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(-1.0);
             let v = if t.starts_with("bad") {
-                json!([i, i])
+                json!([i, i + 0.5])
+            } else if t.starts_with("zero") {
+                json!([0.0, 0.0, 0.0])
+            } else if t.starts_with("flat") {
+                json!([7.0, 7.0, 7.0])
             } else {
                 json!([i, 10.0 * i, 1.0])
             };
@@ -442,6 +447,34 @@ fn a_wrong_dimension_is_an_error_and_nothing_is_written() {
 }
 
 #[test]
+fn degenerate_embeddings_are_refused_naming_the_ids() {
+    let data = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let text = "0\ttext 0\n1\tzero 1\n2\ttext 2\n3\tflat 3\n4\ttext 4\n";
+    std::fs::write(data.path().join("item_profiles.tsv"), text).unwrap();
+    let server = TestServer::start(embedder);
+    let mut cfg = config(&server, cache.path());
+    cfg.embed.batch_size = 2;
+    let e = run_embed(data.path(), &cfg, What::Items, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("2 item text(s): ids 1 (all zeros), 3 (constant)"),
+        "{e}"
+    );
+    assert!(!data.path().join("item_profiles.npy").exists());
+    assert_eq!(
+        super::embed::degenerate(&[1.0, f32::NAN]),
+        Some("not finite")
+    );
+    assert_eq!(
+        super::embed::degenerate(&[3.0]),
+        None,
+        "one value is a direction"
+    );
+}
+
+#[test]
 fn a_missing_text_is_named_before_any_request() {
     let data = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
@@ -482,4 +515,37 @@ fn config_sections_are_validated() {
         assert!(e.contains(key), "{key}: {e}");
     }
     assert!("all".parse::<What>().is_err());
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_profile_answer_parses_or_errs(
+            content in prop_oneof![
+                any::<String>(),
+                "\\PC{0,10}\\{\"summarization\": \\PC{0,20}\\}\\PC{0,10}",
+            ],
+        ) {
+            if let Ok(s) = parse_summary(&content) {
+                prop_assert!(!s.is_empty() && !s.contains('\n'));
+            }
+        }
+
+        #[test]
+        fn valid_profile_answers_round_trip(
+            summary in "\\PC*[a-z]\\PC*",
+            reasoning in any::<String>(),
+            prose in "[^{}]{0,20}",
+        ) {
+            let object = json!({"summarization": summary, "reasoning": reasoning});
+            let content = format!("{prose}\n```json\n{object}\n```");
+            let want = summary.split_whitespace().collect::<Vec<_>>().join(" ");
+            prop_assert_eq!(parse_summary(&content), Ok(want));
+        }
+    }
 }
