@@ -34,6 +34,39 @@ pub enum ParamError {
     },
     #[error("plugin `{owner}`'s tables hold more than {MAX_PARAMS} parameters in all, the last counted being `{table}` (check the dimensions in [plugins.{owner}])")]
     TooManyParams { owner: String, table: String },
+    #[error("plugin `{owner}`'s tables hold {params} parameters: training keeps {TRAINING_COPIES} copies of them (values, gradients, two Adam moments, the best epoch's values), {need_gib:.1} GiB, more than this machine's {have_gib:.1} GiB of memory (check the dimensions in [plugins.{owner}])")]
+    TooLargeForMemory {
+        owner: String,
+        params: usize,
+        need_gib: f64,
+        have_gib: f64,
+    },
+}
+
+/// Copies of every parameter that training keeps resident.
+const TRAINING_COPIES: usize = 5;
+
+/// The machine's memory in bytes (`MemTotal` of /proc/meminfo), where it can be read.
+fn machine_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Refuses tables whose training copies cannot fit in the machine's memory: allocating
+/// them would end in an abort or the OOM killer, long after the config was read.
+fn check_memory(owner: &str, params: usize) -> Result<(), ParamError> {
+    let need = params as f64 * (TRAINING_COPIES * std::mem::size_of::<f32>()) as f64;
+    match machine_memory() {
+        Some(have) if need > have as f64 => Err(ParamError::TooLargeForMemory {
+            owner: owner.to_owned(),
+            params,
+            need_gib: need / f64::from(1u32 << 30),
+            have_gib: have as f64 / f64::from(1u32 << 30),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The total size of `specs`, checked before anything is allocated.
@@ -70,6 +103,7 @@ impl ParamStore {
         rng: &mut ChaCha8Rng,
     ) -> Result<ParamStore, ParamError> {
         let len = checked_len(owner, &specs)?;
+        check_memory(owner, len)?;
         let layout = layout_of(&specs);
         let mut data = vec![0f32; len];
         for (spec, l) in specs.iter().zip(&layout) {

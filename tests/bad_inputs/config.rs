@@ -255,6 +255,27 @@ fn plugin_dimension_huge_is_an_error_before_allocation() {
 }
 
 #[test]
+fn plugin_tables_beyond_the_machines_memory_are_an_error_before_allocation() {
+    // 1000 nodes × 2·10^6 = 2·10^9 parameters: under the per-plugin cap, but 37 GiB of
+    // training copies; skipped on a machine that has that much.
+    let have_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            let line = t.lines().find(|l| l.starts_with("MemTotal:"))?.to_owned();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib >> 20);
+    if have_gib == 0 || have_gib >= 37 {
+        return;
+    }
+    let msg = train(&["plugins.lightgcn.dim=2000000"]);
+    assert!(
+        msg.contains("`lightgcn`") && msg.contains("GiB") && msg.contains("[plugins.lightgcn]"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn unknown_plugin_key() {
     let msg = train(&["plugins.lightgcn.dimm=3"]);
     assert!(
