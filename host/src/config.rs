@@ -469,6 +469,13 @@ pub fn load(path: &Path, sets: &[String]) -> Result<Config, ConfigError> {
     load_optional(Some(path), sets)
 }
 
+/// A run folder's `config.toml` exactly as written: no `PROMAX_*` environment and no
+/// `--set`, so that nothing from outside changes a stored run when it is evaluated,
+/// resumed or compared.
+pub fn load_run(path: &Path) -> Result<Config, ConfigError> {
+    load_with_env(Some(path), &[], std::iter::empty())
+}
+
 /// [`load`], or with no file only the defaults, the environment and `sets` (commands such
 /// as `promax augment DATASET_DIR` that run without an experiment file).
 pub fn load_optional(path: Option<&Path>, sets: &[String]) -> Result<Config, ConfigError> {

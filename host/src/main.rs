@@ -12,7 +12,7 @@ use promax::model::Model;
 use promax::profile;
 use promax::recommend::Recommender;
 use promax::registry::Registry;
-use promax::runfolder::lock::{self, Lock};
+use promax::runfolder::lock::Lock;
 use promax::runfolder::{self, identity, write_atomic, FolderState};
 use promax::trainer;
 
@@ -237,13 +237,9 @@ fn cmd_train(
     let ds = load_dataset(&cfg.data)?;
     let model = Model::build(&cfg, &registry, &ds)?;
     let dir = trainer::run_dir(&cfg, &ds, out)?;
-    if let Some(owner) = lock::live_owner(&dir) {
-        anyhow::bail!(
-            "{} is locked by process {} that is still training there",
-            dir.display(),
-            owner.pid
-        );
-    }
+    // Held until the run has finished (and, when replacing, been swapped in): nobody else
+    // can start, resume or replace a run here while this one decides and trains.
+    let lock = Lock::acquire(&dir)?;
     let state = runfolder::folder_state(&dir);
     let replace = match (&state, overwrite) {
         (FolderState::Fresh, _) => false,
@@ -269,7 +265,7 @@ fn cmd_train(
     } else {
         dir.clone()
     };
-    let lock = Lock::acquire(&work)?;
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     write_atomic(
         &work.join("config.toml"),
         identity::config_file(&text).as_bytes(),
@@ -288,17 +284,33 @@ fn cmd_train(
         run_id: &run_id,
         resume: false,
     };
-    let s = trainer::train(&cfg, &ds, model, &target)?;
-    lock.release();
+    let s = match trainer::train(&cfg, &ds, model, &target) {
+        Ok(s) => s,
+        Err(e) if replace => {
+            // A failed replacement is of no use: the old run stays as it was.
+            let _ = std::fs::remove_dir_all(&work);
+            return Err(e.context(format!(
+                "the replacement run failed; the run in {} is untouched",
+                dir.display()
+            )));
+        }
+        Err(e) => return Err(e),
+    };
     if replace {
         swap_in(&work, &dir)?;
     }
+    lock.release();
     print_summary(&dir, &s);
     Ok(())
 }
 
 /// Continues the interrupted run in `dir` from its checkpoint.
 fn resume_run(dir: &Path) -> Result<()> {
+    if !dir.join("config.toml").is_file() {
+        anyhow::bail!("{}: no config.toml, not a run folder", dir.display());
+    }
+    // Taken before anything is checked, so that a run finishing meanwhile is seen finished.
+    let lock = Lock::acquire(dir)?;
     let run_id = identity::verify(dir)?.with_context(|| {
         format!(
             "{}: written before runs could be resumed (no run id in config.toml)",
@@ -311,12 +323,11 @@ fn resume_run(dir: &Path) -> Result<()> {
             dir.display()
         );
     }
-    let cfg = config::load(&dir.join("config.toml"), &[])?;
+    let cfg = config::load_run(&dir.join("config.toml"))?;
     init_threads(cfg.train.threads)?;
     let registry = Registry::discover(&cfg.plugin_dirs)?;
     let ds = load_dataset(&cfg.data)?;
     let model = Model::build(&cfg, &registry, &ds)?;
-    let lock = Lock::acquire(dir)?;
     if !dir.join(runfolder::resume::CHECKPOINT).exists() {
         tracing::info!(
             "{}: no checkpoint yet, training from epoch 1",
@@ -362,23 +373,22 @@ fn sibling(dir: &Path, what: &str) -> Result<PathBuf> {
 /// renames leaves both runs whole under their hidden names, never a folder mixing them.
 fn swap_in(new: &Path, dir: &Path) -> Result<()> {
     let old = sibling(dir, "old")?;
-    if dir.exists() {
-        if let Some(owner) = lock::live_owner(dir) {
-            anyhow::bail!(
-                "{} was locked by process {} while this run trained; the new run is kept in {}",
-                dir.display(),
-                owner.pid,
-                new.display()
-            );
-        }
-        std::fs::rename(dir, &old).with_context(|| format!("moving {} aside", dir.display()))?;
-    }
-    std::fs::rename(new, dir)
-        .with_context(|| format!("renaming {} to {}", new.display(), dir.display()))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
-    }
-    Ok(())
+    std::fs::rename(dir, &old).with_context(|| {
+        format!(
+            "moving {} aside; the new run is kept in {}",
+            dir.display(),
+            new.display()
+        )
+    })?;
+    std::fs::rename(new, dir).with_context(|| {
+        format!(
+            "renaming {} to {}; the old run is kept in {}",
+            new.display(),
+            dir.display(),
+            old.display()
+        )
+    })?;
+    std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))
 }
 
 /// The config of a dataset command: `data.path` is the dataset folder, set before the
@@ -625,7 +635,7 @@ fn cmd_compare(args: promax::compare::CompareArgs) -> Result<()> {
 
 fn cmd_eval(run: &Path, add_groups: bool) -> Result<()> {
     runfolder::require_finished(run)?;
-    let cfg = config::load(&run.join("config.toml"), &[])?;
+    let cfg = config::load_run(&run.join("config.toml"))?;
     init_threads(cfg.train.threads)?;
     let registry = Registry::discover(&cfg.plugin_dirs)?;
     let ds = load_dataset(&cfg.data)?;

@@ -63,7 +63,7 @@ impl Recommender {
     pub fn from_run(run_dir: &Path) -> Result<Recommender> {
         let context = || format!("run folder {}", run_dir.display());
         runfolder::require_finished(run_dir)?;
-        let cfg = config::load(&run_dir.join("config.toml"), &[]).with_context(context)?;
+        let cfg = config::load_run(&run_dir.join("config.toml")).with_context(context)?;
         // Scores need the train split only: the profiles stay on disk.
         let data = DataConfig {
             profiles: ProfilesConfig::default(),

@@ -359,7 +359,8 @@ impl Trainer<'_> {
             let best_len = c.best.as_ref().map_or(len, Vec::len);
             if c.owner != s.owner || c.params.len() != len || best_len != len {
                 bail!(
-                    "the checkpoint's `{}` tables ({} values) do not fit the model's `{}` ({len})",
+                    "the checkpoint's `{}` tables ({} values, best {best_len}) do not fit the \
+                     model's `{}` ({len})",
                     c.owner,
                     c.params.len(),
                     s.owner
@@ -375,6 +376,27 @@ impl Trainer<'_> {
         self.step = state.step;
         Ok(best.into_iter().collect())
     }
+}
+
+/// A checkpoint's loop state must fit the run's config: it is read from a file.
+fn check_progress(p: &Progress, cfg: &Config) -> Result<()> {
+    let max = cfg.train.max_epochs;
+    if p.epoch > max || p.rows.len() != p.epoch || p.best_epoch > p.epoch {
+        bail!(
+            "the checkpoint is at epoch {} with {} epoch rows and best epoch {}, which does not \
+             fit train.max_epochs = {max}: it was not written by this run",
+            p.epoch,
+            p.rows.len(),
+            p.best_epoch
+        );
+    }
+    if p.rows.iter().enumerate().any(|(i, r)| r.epoch != i + 1) {
+        bail!(
+            "the checkpoint's epoch rows are not epochs 1 to {}",
+            p.epoch
+        );
+    }
+    Ok(())
 }
 
 /// Whether epoch `epoch` ends with a checkpoint: `train.checkpoint_every` epochs, or (0)
@@ -406,6 +428,8 @@ pub fn train(cfg: &Config, ds: &Dataset, model: Model, target: &RunTarget) -> Re
         None
     };
     if let Some(state) = resumed {
+        check_progress(&state.progress, cfg)
+            .with_context(|| format!("resuming from {}", out.join(CHECKPOINT).display()))?;
         rng.set_word_pos(state.sampler_word_pos);
         p = state.progress.clone();
         best_snap = t
@@ -599,4 +623,59 @@ pub fn evaluate_run(
     let v = t.evaluate(&mut valid_ev, &mut scratch)?;
     let te = t.evaluate(&mut test_ev, &mut scratch)?;
     Ok((v, te))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(n: usize) -> Vec<EpochRow> {
+        (1..=n)
+            .map(|epoch| EpochRow {
+                epoch,
+                losses: BTreeMap::new(),
+                valid: None,
+                seconds: 0.0,
+                eval_seconds: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_checkpoint_that_does_not_fit_the_config_is_refused() {
+        let mut cfg = Config::default();
+        cfg.train.max_epochs = 10;
+        let ok = Progress {
+            epoch: 4,
+            best_epoch: 3,
+            rows: rows(4),
+            ..Progress::default()
+        };
+        assert!(check_progress(&ok, &cfg).is_ok());
+        for bad in [
+            Progress {
+                epoch: usize::MAX,
+                ..ok.clone()
+            },
+            Progress {
+                epoch: 11,
+                rows: rows(11),
+                ..ok.clone()
+            },
+            Progress {
+                rows: rows(3),
+                ..ok.clone()
+            },
+            Progress {
+                best_epoch: 5,
+                ..ok.clone()
+            },
+        ] {
+            let err = format!("{:#}", check_progress(&bad, &cfg).unwrap_err());
+            assert!(err.contains("train.max_epochs = 10"), "{err}");
+        }
+        let mut shuffled = ok.clone();
+        shuffled.rows.swap(0, 1);
+        assert!(check_progress(&shuffled, &cfg).is_err());
+    }
 }

@@ -311,24 +311,26 @@ fn train_into_a_started_run_names_resume() {
     );
 }
 
-/// This process's start time, as the lock file records it.
-fn my_start_time() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 1..];
-    after.split_whitespace().nth(19).unwrap().parse().unwrap()
+/// Holds `dir/train.lock` as a live `promax train` would (an exclusive flock), naming
+/// this process; released when the returned file is dropped.
+fn hold_lock(dir: &Path) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("train.lock");
+    std::fs::write(&path, format!("{} on test\n", std::process::id())).unwrap();
+    let f = std::fs::File::open(&path).unwrap();
+    // SAFETY: flock on the descriptor `f` owns.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(r, 0);
+    f
 }
 
 #[test]
 fn a_folder_locked_by_a_live_process_is_refused_with_its_pid() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("busy");
-    std::fs::create_dir_all(&run).unwrap();
     let me = std::process::id();
-    std::fs::write(
-        run.join("train.lock"),
-        format!("{me} {}\n", my_start_time()),
-    )
-    .unwrap();
+    let held = hold_lock(&run);
     let cfg = quick(tmp.path(), "");
     let err = fails(&promax_in(
         tmp.path(),
@@ -343,12 +345,9 @@ fn a_folder_locked_by_a_live_process_is_refused_with_its_pid() {
         &["train", s(&cfg), "--out", s(&run), "--overwrite"],
     ));
     assert!(err.contains(&me.to_string()), "{err}");
-    // The same file left by a dead process is stale: the run goes ahead.
-    std::fs::write(
-        run.join("train.lock"),
-        format!("{me} {}\n", my_start_time() + 1),
-    )
-    .unwrap();
+    // The same file, no longer held (its process ended): the run goes ahead.
+    drop(held);
+    assert!(run.join("train.lock").exists());
     ok(&promax_in(
         tmp.path(),
         &["train", s(&cfg), "--out", s(&run)],
@@ -380,13 +379,8 @@ fn compare_refuses_a_cell_a_live_process_trains_in() {
     let cfg = one_cell_compare(tmp.path());
     let out = tmp.path().join("out");
     let cell = out.join("cells/syn-mf-base-s1");
-    std::fs::create_dir_all(&cell).unwrap();
     let me = std::process::id();
-    std::fs::write(
-        cell.join("train.lock"),
-        format!("{me} {}\n", my_start_time()),
-    )
-    .unwrap();
+    let _held = hold_lock(&cell);
     let err = fails(&promax_in(
         tmp.path(),
         &["compare", s(&cfg), "--out", s(&out)],

@@ -73,7 +73,7 @@ fn cell_config(cell: &Cell, jobs: usize) -> Config {
 /// now resolves to (`train.threads` aside: results do not depend on it), if any.
 pub fn config_change(out: &Path, cell: &Cell) -> Option<String> {
     let path = cell_dir(out, cell).join("config.toml");
-    let stored = match config::load(&path, &[]) {
+    let stored = match config::load_run(&path) {
         Ok(c) => c,
         Err(e) => return Some(format!("cannot read {}: {e}", path.display())),
     };
