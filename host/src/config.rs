@@ -1158,7 +1158,14 @@ fn nest_dict(key: &str, value: Value) -> Dict {
 /// given (`run.name=2024` is a name, not a number), and a numeric key accepts exponent
 /// notation that figment's parser leaves as a string (`1e-3`).
 fn typed_value(key: &str, raw: &str, schema: &Dict) -> Value {
-    let parsed: Value = raw.parse().unwrap_or_else(|_| Value::from(raw.to_string()));
+    // figment 0.10's escape decoder slices by char index as if it were a byte index, and
+    // panics on a `\` after a non-ASCII character: such text is taken as given, as text
+    // figment cannot parse already is.
+    let parsed: Value = if raw.contains('\\') && !raw.is_ascii() {
+        Value::from(raw.to_string())
+    } else {
+        raw.parse().unwrap_or_else(|_| Value::from(raw.to_string()))
+    };
     let expected = find(schema, key);
     coerce(parsed, expected, Some(raw.trim()))
 }

@@ -63,6 +63,21 @@ proptest! {
     }
 }
 
+/// The input the property above found: figment's escape decoder panicked on a `\\` after
+/// a non-ASCII character, through `--set` and the environment alike.
+#[test]
+fn a_backslash_after_non_ascii_text_is_taken_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = file(dir.path(), "[data]\nkind = \"synthetic\"\n");
+    let raw = "$Zꬵib5\\n";
+    let cfg = load_with_env(Some(&p), &[format!("run.name={raw}")], Vec::new()).unwrap();
+    assert_eq!(cfg.run.name, raw);
+    let env = vec![("PROMAX_RUN__NAME".to_owned(), raw.to_owned())];
+    let cfg = load_with_env(Some(&p), &[], env).unwrap();
+    assert_eq!(cfg.run.name, raw);
+    assert!(load_with_env(Some(&p), &[format!("train.seed=é\\u0041")], Vec::new()).is_err());
+}
+
 /// A valid configuration with random in-range values in several sections.
 fn valid_config() -> impl Strategy<Value = Config> {
     let train = (
