@@ -75,7 +75,7 @@ fn a_backslash_after_non_ascii_text_is_taken_as_given() {
     let env = vec![("PROMAX_RUN__NAME".to_owned(), raw.to_owned())];
     let cfg = load_with_env(Some(&p), &[], env).unwrap();
     assert_eq!(cfg.run.name, raw);
-    assert!(load_with_env(Some(&p), &[format!("train.seed=é\\u0041")], Vec::new()).is_err());
+    assert!(load_with_env(Some(&p), &["train.seed=é\\u0041".to_string()], Vec::new()).is_err());
 }
 
 /// A valid configuration with random in-range values in several sections.
