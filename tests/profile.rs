@@ -2,7 +2,7 @@
 //! on 127.0.0.1 (chat: "fans of <title>" / "likes <n> items"; embeddings: [length, 1]),
 //! then `promax augment` over the tables they wrote.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -42,24 +42,7 @@ fn start() -> Server {
 }
 
 fn serve(conn: TcpStream, garbage: bool) -> std::io::Result<()> {
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-    let mut len = 0;
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body)?;
+    let (path, body) = common::read_request(&conn)?;
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let answer = if path.ends_with("/embeddings") {
         embeddings(&req)

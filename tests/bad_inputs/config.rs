@@ -1,6 +1,6 @@
 //! Bad-input cases: config files, `--set`, ranges of every number, LLM settings and answers, augment outputs.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -438,22 +438,7 @@ fn garbage_server() -> String {
 }
 
 fn answer_garbage(conn: TcpStream) -> std::io::Result<()> {
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut line = String::new();
-    let mut len = 0;
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body)?;
+    crate::common::read_request(&conn)?;
     let answer = serde_json::json!({"choices": [{"index": 0,
         "message": {"role": "assistant", "content": "I would pick the nice ones."},
         "finish_reason": "stop"}]})

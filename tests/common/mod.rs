@@ -89,3 +89,28 @@ pub fn tiny_compare(dir: &Path, max_epochs: usize, users: usize, items: usize) -
     std::fs::write(&path, body).unwrap();
     path
 }
+
+/// Reads one HTTP/1.1 request from a loopback test server's connection: its path and body
+/// (the body as long as its `Content-Length`).
+pub fn read_request(conn: &std::net::TcpStream) -> std::io::Result<(String, Vec<u8>)> {
+    use std::io::{BufRead, Read};
+    let mut reader = std::io::BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut len = 0;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body)?;
+    Ok((path, body))
+}

@@ -410,18 +410,8 @@ mod tests {
 
     mod props {
         use super::*;
-        use crate::augment::Candidate;
+        use crate::augment::tests::cands;
         use proptest::prelude::*;
-
-        fn candidates(ids: &[u32]) -> Vec<Candidate> {
-            ids.iter()
-                .map(|&item| Candidate {
-                    item,
-                    score: 0.0,
-                    count: 1,
-                })
-                .collect()
-        }
 
         /// An id list in one of the forms the parser accepts: numbers or numeric strings,
         /// with or without prose and a code fence around the object.
@@ -449,7 +439,7 @@ mod tests {
                 budget in 0usize..12,
             ) {
                 let ids: Vec<u32> = ids.into_iter().collect();
-                let c = candidates(&ids);
+                let c = cands(&ids);
                 let r = Request { user: 0, candidates: &c, budget };
                 let got = choose(&r, &content);
                 prop_assert!(got.items.len() <= budget);
@@ -466,7 +456,7 @@ mod tests {
                 wrap in any::<u8>(),
                 extra in 0usize..5,
             ) {
-                let c = candidates(&ids);
+                let c = cands(&ids);
                 let budget = ids.len();
                 let r = Request { user: 0, candidates: &c, budget: budget + extra };
                 let got = choose(&r, &answer(&ids, &quoted, wrap));

@@ -255,8 +255,16 @@ pub fn write_metrics(dir: &Path, summary: &RunSummary) -> Result<()> {
     write_atomic(&dir.join("metrics.json"), text.as_bytes())
 }
 
-fn f32_bytes(x: &[f32]) -> Vec<u8> {
+/// Little-endian bytes of an f32 table (safetensors' layout).
+pub(crate) fn f32_bytes(x: &[f32]) -> Vec<u8> {
     x.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// The f32 values of little-endian safetensors bytes.
+pub(crate) fn f32s(bytes: &[u8]) -> impl Iterator<Item = f32> + '_ {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
 }
 
 /// Writes `model.safetensors`: every parameter table (`plugin/table`) and the final
@@ -320,11 +328,7 @@ pub fn read_final_embeddings(
             );
         }
         let start = emb.len();
-        emb.extend(
-            t.data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        );
+        emb.extend(f32s(t.data()));
         if let Some(bad) = emb[start..].iter().position(|v| !v.is_finite()) {
             bail!(
                 "{}: tensor `{name}` holds {} at row {}",
@@ -362,8 +366,8 @@ pub fn load_checkpoint(dir: &Path, model: &mut Model) -> Result<()> {
                 );
             }
             let dst = &mut store.data[l.offset..l.offset + l.rows * l.cols];
-            for (d, c) in dst.iter_mut().zip(t.data().chunks_exact(4)) {
-                *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            for (d, v) in dst.iter_mut().zip(f32s(t.data())) {
+                *d = v;
             }
         }
     }

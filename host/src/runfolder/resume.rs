@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
-use super::{identity, write_atomic, EpochRow};
+use super::{f32_bytes, f32s, identity, write_atomic, EpochRow};
 
 /// The checkpoint's name inside a run folder.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
@@ -75,10 +75,6 @@ struct Meta {
     sampler_word_pos: String,
     owners: Vec<String>,
     has_best: bool,
-}
-
-fn f32_bytes(x: &[f32]) -> Vec<u8> {
-    x.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
 fn tensor_name(k: usize, owner: &str, part: &str) -> String {
@@ -166,10 +162,7 @@ pub fn read_state(dir: &Path, run_id: &str) -> Result<Option<TrainState>> {
                 t.shape()
             );
         }
-        Ok(t.data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        Ok(f32s(t.data()).collect())
     };
     let mut stores = Vec::with_capacity(m.owners.len());
     for (k, owner) in m.owners.iter().enumerate() {
