@@ -1,0 +1,132 @@
+"""Tests of prorec_to_tsv.py on tiny pickled matrices (run by .ci/run):
+
+    python3 -m unittest discover -s scripts -p 'test_*.py'
+"""
+
+import contextlib
+import io
+import os
+import pickle
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import prorec_to_tsv  # noqa: E402
+
+
+def coo(shape, pairs, values=None):
+    """A COO matrix holding `pairs` in the given (unsorted) order."""
+    users, items = zip(*pairs)
+    data = np.ones(len(pairs)) if values is None else np.asarray(values, dtype=float)
+    return scipy.sparse.coo_matrix((data, (users, items)), shape=shape)
+
+
+class Shell:
+    """What calling os.system on unpickling would run: it leaves a file behind."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+class ConvertTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.src = Path(self.tmp.name) / "src"
+        self.out = Path(self.tmp.name) / "out"
+        self.src.mkdir()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def put(self, name, obj):
+        with open(self.src / name, "wb") as file:
+            pickle.dump(obj, file)
+
+    def put_splits(self, shape=(3, 4)):
+        # Unsorted, with a repeated pair (train) and an explicit zero (valid), as COO allows.
+        self.put("trn_mat.pkl", coo(shape, [(2, 1), (0, 3), (0, 0), (2, 1)]))
+        self.put("val_mat.pkl", coo(shape, [(1, 2), (0, 1), (1, 0)], values=[1, 1, 0]))
+        self.put("tst_mat.pkl", coo(shape, [(1, 3)]).tocsc())
+
+    def convert(self):
+        stderr = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
+            code = prorec_to_tsv.main([str(self.src), str(self.out)])
+        return code, stderr.getvalue()
+
+    def read(self, name):
+        return (self.out / name).read_text()
+
+    def test_every_split_becomes_sorted_zero_based_pairs(self):
+        self.put_splits()
+        # The published augmented sets are pickled as CSR.
+        self.put("new_trn_rag_mat.pkl", coo((3, 4), [(2, 2), (0, 0), (2, 1), (0, 3)]).tocsr())
+        self.assertEqual(self.convert(), (0, ""))
+        self.assertEqual(self.read("train.tsv"), "0\t0\n0\t3\n2\t1\n")
+        self.assertEqual(self.read("valid.tsv"), "0\t1\n1\t2\n")
+        self.assertEqual(self.read("test.tsv"), "1\t3\n")
+        self.assertEqual(self.read("augmented.tsv"), "0\t0\n0\t3\n2\t1\n2\t2\n")
+
+    def test_sparse_arrays_are_read_like_matrices(self):
+        self.put_splits()
+        self.put("trn_mat.pkl", scipy.sparse.coo_array(coo((3, 4), [(1, 1), (0, 2)])))
+        self.assertEqual(self.convert(), (0, ""))
+        self.assertEqual(self.read("train.tsv"), "0\t2\n1\t1\n")
+
+    def test_without_an_augmented_pickle_no_augmented_file_is_written(self):
+        self.put_splits()
+        self.assertEqual(self.convert(), (0, ""))
+        self.assertFalse((self.out / "augmented.tsv").exists())
+
+    def test_a_dense_array_is_refused_naming_the_file(self):
+        self.put_splits()
+        self.put("val_mat.pkl", np.ones((3, 4)))
+        code, stderr = self.convert()
+        self.assertEqual(code, 1)
+        self.assertIn("val_mat.pkl: holds a ndarray, not a users x items scipy sparse matrix", stderr)
+        self.assertFalse(self.out.exists(), "nothing is written when an input is bad")
+
+    def test_a_shape_that_differs_from_train_is_refused(self):
+        self.put_splits()
+        self.put("tst_mat.pkl", coo((3, 5), [(0, 4)]))
+        code, stderr = self.convert()
+        self.assertEqual(code, 1)
+        self.assertIn("tst_mat.pkl: shape 3 x 5 differs from", stderr)
+        self.assertIn("trn_mat.pkl's 3 x 4", stderr)
+
+    def test_a_missing_split_is_named(self):
+        self.put_splits()
+        (self.src / "val_mat.pkl").unlink()
+        code, stderr = self.convert()
+        self.assertEqual(code, 1)
+        self.assertIn("val_mat.pkl: cannot read", stderr)
+
+    def test_a_truncated_pickle_is_named(self):
+        self.put_splits()
+        data = (self.src / "trn_mat.pkl").read_bytes()
+        (self.src / "trn_mat.pkl").write_bytes(data[: len(data) // 2])
+        code, stderr = self.convert()
+        self.assertEqual(code, 1)
+        self.assertIn("trn_mat.pkl: not a pickled scipy sparse matrix", stderr)
+
+    def test_a_pickle_that_would_run_code_is_refused_unrun(self):
+        self.put_splits()
+        marker = Path(self.tmp.name) / "ran"
+        self.put("trn_mat.pkl", Shell(marker))
+        code, stderr = self.convert()
+        self.assertEqual(code, 1)
+        self.assertIn("trn_mat.pkl: not a pickled scipy sparse matrix", stderr)
+        self.assertIn("which no sparse matrix needs", stderr)
+        self.assertFalse(marker.exists())
+
+
+if __name__ == "__main__":
+    unittest.main()
