@@ -117,6 +117,45 @@ class ConvertTest(unittest.TestCase):
         self.assertEqual(code, 1)
         self.assertIn("trn_mat.pkl: not a pickled scipy sparse matrix", stderr)
 
+    def test_profile_pickles_become_float32_npy_tables(self):
+        self.put_splits()
+        users = np.arange(15, dtype=np.float64).reshape(3, 5) / 7
+        items = -np.arange(20, dtype=np.float64).reshape(4, 5) / 3
+        self.put("usr_emb_np.pkl", users)
+        self.put("itm_emb_np.pkl", items)
+        self.assertEqual(self.convert(), (0, ""))
+        for name, table in (("user_profiles.npy", users), ("item_profiles.npy", items)):
+            saved = np.load(self.out / name)
+            self.assertEqual(saved.dtype, np.dtype("<f4"))
+            np.testing.assert_array_equal(saved, table.astype(np.float32))
+
+    def test_one_profile_table_alone_is_refused(self):
+        self.put_splits()
+        self.put("itm_emb_np.pkl", np.zeros((4, 5)))
+        code, stderr = self.convert()
+        self.assertEqual(code, 1)
+        self.assertIn("itm_emb_np.pkl is there but", stderr)
+        self.assertIn("usr_emb_np.pkl is not", stderr)
+
+    def test_a_profile_table_of_the_wrong_height_is_refused(self):
+        self.put_splits()
+        self.put("usr_emb_np.pkl", np.zeros((3, 5)))
+        self.put("itm_emb_np.pkl", np.zeros((3, 5)))
+        code, stderr = self.convert()
+        self.assertEqual(code, 1)
+        self.assertIn("itm_emb_np.pkl: 3 rows, but the splits have 4 items", stderr)
+        self.assertFalse(self.out.exists())
+
+    def test_a_profile_table_with_nan_is_refused(self):
+        self.put_splits()
+        users = np.zeros((3, 5))
+        users[1, 2] = np.nan
+        self.put("usr_emb_np.pkl", users)
+        self.put("itm_emb_np.pkl", np.zeros((4, 5)))
+        code, stderr = self.convert()
+        self.assertEqual(code, 1)
+        self.assertIn("usr_emb_np.pkl: holds NaN or infinite values", stderr)
+
     def test_a_pickle_that_would_run_code_is_refused_unrun(self):
         self.put_splits()
         marker = Path(self.tmp.name) / "ran"
