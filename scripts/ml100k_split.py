@@ -105,7 +105,7 @@ def user_rows(path, original_users):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("src", type=Path, help="the unpacked ml-100k folder (u.data, u.item, u.user)")
+    parser.add_argument("src", type=Path, help="the unpacked ml-100k folder (u.data, u.item, ...)")
     parser.add_argument("out", type=Path, help="folder to write the dataset to")
     args = parser.parse_args(argv)
     try:

@@ -53,6 +53,13 @@ class SplitTest(unittest.TestCase):
             code = ml100k_split.main([str(self.src), str(self.out)])
         return code, stderr.getvalue()
 
+    def assert_refused(self, message):
+        """The split fails, says `message` and writes nothing."""
+        code, stderr = self.run_split()
+        self.assertEqual(code, 1)
+        self.assertIn(message, stderr)
+        self.assertFalse(self.out.exists())
+
     def pairs(self, name):
         lines = (self.out / name).read_text(encoding="utf-8").splitlines()
         return [tuple(int(f) for f in line.split("\t")) for line in lines]
@@ -81,17 +88,12 @@ class SplitTest(unittest.TestCase):
         data = (self.src / "u.data").read_text(encoding="ascii").splitlines()
         data[1] = "30\t102\t5"
         (self.src / "u.data").write_text("\n".join(data) + "\n", encoding="ascii")
-        code, stderr = self.run_split()
-        self.assertEqual(code, 1)
-        self.assertIn("u.data:2: expected 4 fields, found 3", stderr)
-        self.assertFalse(self.out.exists())
+        self.assert_refused("u.data:2: expected 4 fields, found 3")
 
     def test_a_rated_movie_missing_from_u_item_is_named(self):
         items = (self.src / "u.item").read_text(encoding="latin-1").splitlines()
         (self.src / "u.item").write_text("\n".join(items[1:]) + "\n", encoding="latin-1")
-        code, stderr = self.run_split()
-        self.assertEqual(code, 1)
-        self.assertIn("u.item: no line for movie 101", stderr)
+        self.assert_refused("u.item: no line for movie 101")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,14 @@ class ConvertTest(unittest.TestCase):
     def read(self, name):
         return (self.out / name).read_text()
 
+    def assert_refused(self, *messages):
+        """The conversion fails, says each of `messages` and writes nothing."""
+        code, stderr = self.convert()
+        self.assertEqual(code, 1)
+        for message in messages:
+            self.assertIn(message, stderr)
+        self.assertFalse(self.out.exists(), "nothing is written when an input is bad")
+
     def test_every_split_becomes_sorted_zero_based_pairs(self):
         self.put_splits()
         # The published augmented sets are pickled as CSR.
@@ -89,33 +97,25 @@ class ConvertTest(unittest.TestCase):
     def test_a_dense_array_is_refused_naming_the_file(self):
         self.put_splits()
         self.put("val_mat.pkl", np.ones((3, 4)))
-        code, stderr = self.convert()
-        self.assertEqual(code, 1)
-        self.assertIn("val_mat.pkl: holds a ndarray, not a users x items scipy sparse matrix", stderr)
-        self.assertFalse(self.out.exists(), "nothing is written when an input is bad")
+        self.assert_refused(
+            "val_mat.pkl: holds a ndarray, not a users x items scipy sparse matrix"
+        )
 
     def test_a_shape_that_differs_from_train_is_refused(self):
         self.put_splits()
         self.put("tst_mat.pkl", coo((3, 5), [(0, 4)]))
-        code, stderr = self.convert()
-        self.assertEqual(code, 1)
-        self.assertIn("tst_mat.pkl: shape 3 x 5 differs from", stderr)
-        self.assertIn("trn_mat.pkl's 3 x 4", stderr)
+        self.assert_refused("tst_mat.pkl: shape 3 x 5 differs from", "trn_mat.pkl's 3 x 4")
 
     def test_a_missing_split_is_named(self):
         self.put_splits()
         (self.src / "val_mat.pkl").unlink()
-        code, stderr = self.convert()
-        self.assertEqual(code, 1)
-        self.assertIn("val_mat.pkl: cannot read", stderr)
+        self.assert_refused("val_mat.pkl: cannot read")
 
     def test_a_truncated_pickle_is_named(self):
         self.put_splits()
         data = (self.src / "trn_mat.pkl").read_bytes()
         (self.src / "trn_mat.pkl").write_bytes(data[: len(data) // 2])
-        code, stderr = self.convert()
-        self.assertEqual(code, 1)
-        self.assertIn("trn_mat.pkl: not a pickled scipy sparse matrix", stderr)
+        self.assert_refused("trn_mat.pkl: not a pickled scipy sparse matrix")
 
     def test_profile_pickles_become_float32_npy_tables(self):
         self.put_splits()
@@ -132,18 +132,13 @@ class ConvertTest(unittest.TestCase):
     def test_one_profile_table_alone_is_refused(self):
         self.put_splits()
         self.put("itm_emb_np.pkl", np.zeros((4, 5)))
-        code, stderr = self.convert()
-        self.assertEqual(code, 1)
-        self.assertIn("itm_emb_np.pkl is there but", stderr)
-        self.assertIn("usr_emb_np.pkl is not", stderr)
+        self.assert_refused("itm_emb_np.pkl is there but", "usr_emb_np.pkl is not")
 
     def test_a_profile_table_of_the_wrong_height_is_refused(self):
         self.put_splits()
         self.put("usr_emb_np.pkl", np.zeros((3, 5)))
         self.put("itm_emb_np.pkl", np.zeros((3, 5)))
-        code, stderr = self.convert()
-        self.assertEqual(code, 1)
-        self.assertIn("itm_emb_np.pkl: 3 rows, but the splits have 4 items", stderr)
+        self.assert_refused("itm_emb_np.pkl: 3 rows, but the splits have 4 items")
         self.assertFalse(self.out.exists())
 
     def test_a_profile_table_with_nan_is_refused(self):
@@ -152,18 +147,15 @@ class ConvertTest(unittest.TestCase):
         users[1, 2] = np.nan
         self.put("usr_emb_np.pkl", users)
         self.put("itm_emb_np.pkl", np.zeros((4, 5)))
-        code, stderr = self.convert()
-        self.assertEqual(code, 1)
-        self.assertIn("usr_emb_np.pkl: holds NaN or infinite values", stderr)
+        self.assert_refused("usr_emb_np.pkl: holds NaN or infinite values")
 
     def test_a_pickle_that_would_run_code_is_refused_unrun(self):
         self.put_splits()
         marker = Path(self.tmp.name) / "ran"
         self.put("trn_mat.pkl", Shell(marker))
-        code, stderr = self.convert()
-        self.assertEqual(code, 1)
-        self.assertIn("trn_mat.pkl: not a pickled scipy sparse matrix", stderr)
-        self.assertIn("which no sparse matrix needs", stderr)
+        self.assert_refused(
+            "trn_mat.pkl: not a pickled scipy sparse matrix", "which no sparse matrix needs"
+        )
         self.assertFalse(marker.exists())
 
 
