@@ -99,7 +99,7 @@ def load_splits(src):
             continue
         matrices[split_name] = load_matrix(path)
     shape = matrices["train.tsv"].shape
-    for (pickle_name, split_name, _) in SPLITS[1:]:
+    for pickle_name, split_name, _ in SPLITS[1:]:
         if split_name in matrices and matrices[split_name].shape != shape:
             other = matrices[split_name].shape
             raise ConversionError(
