@@ -21,7 +21,7 @@ use crate::eval::{EvalResult, Evaluator};
 use crate::losses::bpr;
 use crate::model::{Model, ViewGraph};
 use crate::params::{Adam, ParamStore};
-use crate::plugin::{Batch, Graph, Terms};
+use crate::plugin::{Batch, Dims, Graph, Terms};
 use crate::runfolder::resume::{self, Progress, StoreState, TrainState, CHECKPOINT};
 use crate::runfolder::{self, EpochRow, RunSummary};
 use crate::sampler::{user_items, Epoch, Sampler};
@@ -92,21 +92,15 @@ impl<'a> Trainer<'a> {
             d_embs,
             dropouts,
         } = &mut self.buffers;
-        // The (possibly edge-dropped) graph of every view, alive until backward.
+        // The flow of docs/architecture.md, "One training step".
         let graphs = draw_graphs(&m.views, dropouts, m.backbone.graph_spec(), seed, self.step);
         for (&graph, out) in graphs.iter().zip(embs.iter_mut()) {
             m.backbone.forward(k, &m.stores[0], graph, out)?;
         }
         zero_gradients(d_embs, &mut m.stores);
-
-        let dims = m.backbone.dims();
-        let mut d0 = dims.emb_buf(&mut d_embs[0]);
-        let mut terms = vec![(
-            "bpr".to_owned(),
-            bpr(dims.emb(&embs[0]), users, pos, neg, &mut d0),
-        )];
         let (store0, augmenter_stores) = m.stores.split_at_mut(1);
         let store0 = &mut store0[0];
+        let mut terms = vec![bpr_term(m.backbone.dims(), batch, &embs[0], &mut d_embs[0])];
         terms.extend(
             m.backbone
                 .aux_loss(k, store0, graphs[0], batch, &embs[0], &mut d_embs[0])?,
@@ -114,13 +108,10 @@ impl<'a> Trainer<'a> {
         for (aug, store) in m.augmenters.iter_mut().zip(augmenter_stores) {
             terms.extend(aug.loss(k, batch, embs, d_embs, store)?);
         }
-
         for (&graph, d) in graphs.iter().zip(d_embs.iter()) {
             m.backbone.backward(k, store0, graph, d)?;
         }
-        let reg = self.cfg.train.reg_weight as f32;
-        let reg_loss: f64 = m.stores.iter_mut().map(|s| s.add_l2(reg)).sum();
-        terms.push(("reg".to_owned(), reg_loss));
+        terms.push(l2_term(&mut m.stores, self.cfg.train.reg_weight as f32));
         let mut stores: Vec<&mut _> = m.stores.iter_mut().collect();
         self.adam.step(&mut stores);
         check_finite(&terms, self.step, epoch)?;
@@ -178,6 +169,24 @@ fn draw_graphs<'g>(
             Graph::training(adj, adj_t, v)
         })
         .collect()
+}
+
+/// BPR on view 0, by the host: its gradient goes into `d_emb`.
+fn bpr_term(dims: Dims, batch: Batch<'_>, emb: &[f32], d_emb: &mut [f32]) -> (String, f64) {
+    let value = bpr(
+        dims.emb(emb),
+        batch.users,
+        batch.pos,
+        batch.neg,
+        &mut dims.emb_buf(d_emb),
+    );
+    ("bpr".to_owned(), value)
+}
+
+/// `reg · Σ‖W‖²` over every table of every store, its gradient added to theirs.
+fn l2_term(stores: &mut [ParamStore], reg: f32) -> (String, f64) {
+    let value: f64 = stores.iter_mut().map(|s| s.add_l2(reg)).sum();
+    ("reg".to_owned(), value)
 }
 
 /// Clears the embedding gradients of every view and every store's parameter gradients:
