@@ -233,8 +233,9 @@ impl<'a> PluginFactory<'a> {
         })
     }
 
-    /// Augmenter `name` built from its hyperparameters (JSON text), reading view 0 only
-    /// until [`AugmenterHandle::add_view`] binds the views it requests.
+    /// Augmenter `name` built from its hyperparameters (JSON text), over node embeddings of
+    /// shape `dims` (the backbone's); it reads view 0 only until [`AugmenterHandle::add_view`]
+    /// binds the views it requests.
     pub fn augmenter(&self, name: &str, hparams: &str, dims: Dims) -> Result<AugmenterHandle> {
         let kind = PluginKind::Augmenter;
         let entry = self.registry.get(name, kind)?;
