@@ -13,6 +13,7 @@ pub mod losses;
 pub mod metrics;
 pub mod model;
 pub mod params;
+pub mod plugin;
 pub mod profile;
 pub mod recommend;
 pub mod registry;

@@ -3,26 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use promax_kernels::{graph::bipartite_adjacency, CpuKernels, CsrMatrix};
-use promax_plugin_api::abi_stable::std_types::RStr;
-use promax_plugin_api::{
-    AugmenterBox, BackboneBox, EmbMut, GraphSpec, GraphView, PluginEnv, PluginKind, ProfilesRef,
-};
+use promax_plugin_api::GraphSpec;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
 use crate::data::{read_pairs, Dataset, DuplicatePolicy};
 use crate::params::ParamStore;
+use crate::plugin::{AugmenterHandle, BackboneHandle, Graph, PluginFactory};
 use crate::registry::Registry;
-
-/// An augmenter instance and the graph views it reads (indices into the model's views;
-/// its first view is always 0).
-pub struct AugmenterSlot {
-    pub name: String,
-    pub obj: AugmenterBox,
-    pub views: Vec<usize>,
-}
 
 /// One graph the backbone propagates over.
 pub struct ViewGraph {
@@ -35,11 +25,9 @@ pub struct ViewGraph {
 
 /// Backbone + augmenters + parameters + graph views.
 pub struct Model {
-    pub backbone_name: String,
-    pub backbone: BackboneBox,
-    pub spec: GraphSpec,
+    pub backbone: BackboneHandle,
     pub width: usize,
-    pub augmenters: Vec<AugmenterSlot>,
+    pub augmenters: Vec<AugmenterHandle>,
     /// `stores[0]` is the backbone's; `stores[1 + j]` augmenter j's.
     pub stores: Vec<ParamStore>,
     pub views: Vec<ViewGraph>,
@@ -87,41 +75,12 @@ impl Model {
     /// the graph views they need.
     pub fn build(cfg: &Config, registry: &Registry, ds: &Dataset) -> Result<Model> {
         check_plugin_tables(cfg, registry)?;
-        let data_dir = ds
-            .dir
-            .as_ref()
-            .map(|d| d.display().to_string())
-            .unwrap_or_default();
-        let env = PluginEnv {
-            n_users: ds.n_users,
-            n_items: ds.n_items,
-            data_dir: RStr::from(data_dir.as_str()),
-            seed: cfg.train.seed,
-            profiles: match &ds.profiles {
-                Some(p) => ProfilesRef {
-                    dim: p.dim,
-                    users: p.users.as_slice().into(),
-                    items: p.items.as_slice().into(),
-                },
-                None => ProfilesRef::none(),
-            },
-        };
+        let plugins = PluginFactory::new(registry, ds, cfg.train.seed);
         let name = cfg.model.backbone.as_str();
-        let entry = registry.get(name, PluginKind::Backbone)?;
-        let backbone = (entry.module.new_backbone())(hparams_json(cfg, name).as_str().into(), &env)
-            .into_result()
-            .map_err(|e| anyhow::anyhow!("{e} (config table [plugins.{name}])"))?;
+        let backbone = plugins.backbone(name, &hparams_json(cfg, name))?;
         let spec = backbone.graph_spec();
-        let width = backbone.width();
-        if width == 0 {
-            bail!("plugin `{name}` reports an output width of 0");
-        }
         let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(cfg.train.seed);
-        let mut stores = vec![ParamStore::new(
-            name,
-            backbone.tables().into_vec(),
-            &mut rng,
-        )?];
+        let mut stores = vec![ParamStore::new(name, backbone.tables(), &mut rng)?];
         let mut views = vec![ViewGraph {
             name: "train".into(),
             source: None,
@@ -129,13 +88,9 @@ impl Model {
         }];
         let mut augmenters = Vec::new();
         for aug in &cfg.model.augmenters {
-            let entry = registry.get(aug, PluginKind::Augmenter)?;
-            let obj = (entry.module.new_augmenter())(hparams_json(cfg, aug).as_str().into(), &env)
-                .into_result()
-                .map_err(|e| anyhow::anyhow!("{e} (config table [plugins.{aug}])"))?;
-            let mut slot_views = vec![0];
-            for v in obj.views().into_vec() {
-                let path = resolve_view_path(ds, v.interactions.as_str());
+            let mut handle = plugins.augmenter(aug, &hparams_json(cfg, aug), backbone.dims())?;
+            for v in handle.view_requests() {
+                let path = resolve_view_path(ds, &v.interactions);
                 let idx = match views
                     .iter()
                     .position(|g| g.source.as_deref() == Some(&path))
@@ -150,27 +105,21 @@ impl Model {
                         )
                         .with_context(|| format!("graph view `{}` of plugin `{aug}`", v.name))?;
                         views.push(ViewGraph {
-                            name: v.name.to_string(),
+                            name: v.name,
                             source: Some(path),
                             adj: build_adj(&spec, ds.n_users, ds.n_items, &pairs),
                         });
                         views.len() - 1
                     }
                 };
-                slot_views.push(idx);
+                handle.add_view(idx);
             }
-            stores.push(ParamStore::new(aug, obj.tables().into_vec(), &mut rng)?);
-            augmenters.push(AugmenterSlot {
-                name: aug.clone(),
-                obj,
-                views: slot_views,
-            });
+            stores.push(ParamStore::new(aug, handle.tables(), &mut rng)?);
+            augmenters.push(handle);
         }
         Ok(Model {
-            backbone_name: name.to_owned(),
+            width: backbone.dims().width,
             backbone,
-            spec,
-            width,
             augmenters,
             stores,
             views,
@@ -190,17 +139,9 @@ impl Model {
 
     /// Final embeddings on the full training graph (no dropout), into `out`.
     pub fn embed(&mut self, kernels: &CpuKernels, out: &mut Vec<f32>) -> Result<()> {
-        out.resize(self.n_nodes() * self.width, 0.0);
-        let adj = &self.views[0].adj;
-        let gv = graph_view(adj, adj, self.n_users, self.n_items, 0, false);
-        forward(
-            &mut self.backbone,
-            kernels,
-            &self.stores[0],
-            gv,
-            out,
-            self.width,
-        )
+        out.resize(self.backbone.dims().n_values(), 0.0);
+        let graph = Graph::evaluation(&self.views[0].adj);
+        self.backbone.forward(kernels, &self.stores[0], graph, out)
     }
 }
 
@@ -217,44 +158,4 @@ pub fn build_adj(
         let n = n_users + n_items;
         CsrMatrix::from_triplets(n, n, &[])
     }
-}
-
-/// The ABI view of a graph.
-pub fn graph_view<'a>(
-    adj: &'a CsrMatrix,
-    adj_t: &'a CsrMatrix,
-    n_users: usize,
-    n_items: usize,
-    view: u32,
-    training: bool,
-) -> GraphView<'a> {
-    GraphView {
-        n_users,
-        n_items,
-        adj: adj.view(),
-        adj_t: adj_t.view(),
-        view,
-        training,
-    }
-}
-
-/// Runs the backbone's forward into `out`.
-pub fn forward(
-    backbone: &mut BackboneBox,
-    kernels: &CpuKernels,
-    store: &ParamStore,
-    gv: GraphView<'_>,
-    out: &mut [f32],
-    width: usize,
-) -> Result<()> {
-    let emb = EmbMut {
-        data: out.into(),
-        n_users: gv.n_users,
-        n_items: gv.n_items,
-        width,
-    };
-    backbone
-        .forward(kernels.as_ref(), store.params().to_abi(), gv, emb)
-        .into_result()
-        .map_err(|e| anyhow::anyhow!("{e}"))
 }

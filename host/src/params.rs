@@ -129,8 +129,13 @@ impl ParamStore {
         Params::new(&self.data, &self.layout)
     }
 
-    pub fn grads(&mut self) -> Grads<'_> {
-        Grads::new(&mut self.grad, &self.layout)
+    /// The tables and their gradients at once, for calls that read one and accumulate
+    /// into the other.
+    pub fn params_and_grads(&mut self) -> (Params<'_>, Grads<'_>) {
+        (
+            Params::new(&self.data, &self.layout),
+            Grads::new(&mut self.grad, &self.layout),
+        )
     }
 
     pub fn zero_grad(&mut self) {

@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use promax_kernels::{graph::EdgeDropout, CpuKernels, CsrMatrix};
-use promax_plugin_api::sdk::{Compute, Emb, EmbBuf};
-use promax_plugin_api::{BatchView, EmbMut, EmbRef, GradsMut};
+use promax_kernels::{graph::EdgeDropout, CpuKernels};
+use promax_plugin_api::sdk::Compute;
+use promax_plugin_api::GraphSpec;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -19,8 +19,9 @@ use crate::config::Config;
 use crate::data::Dataset;
 use crate::eval::{EvalResult, Evaluator};
 use crate::losses::bpr;
-use crate::model::{forward, graph_view, Model};
-use crate::params::Adam;
+use crate::model::{Model, ViewGraph};
+use crate::params::{Adam, ParamStore};
+use crate::plugin::{Batch, Dims, Graph, Terms};
 use crate::runfolder::resume::{self, Progress, StoreState, TrainState, CHECKPOINT};
 use crate::runfolder::{self, EpochRow, RunSummary};
 use crate::sampler::{user_items, Epoch, Sampler};
@@ -33,15 +34,6 @@ pub fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
-}
-
-fn lift(
-    r: promax_plugin_api::abi_stable::std_types::RResult<
-        impl Sized,
-        promax_plugin_api::abi_stable::std_types::RString,
-    >,
-) -> Result<()> {
-    r.into_result().map(|_| ()).map_err(|e| anyhow!("{e}"))
 }
 
 /// Per-batch buffers, reused across steps.
@@ -65,7 +57,7 @@ impl<'a> Trainer<'a> {
     pub fn new(cfg: &'a Config, model: Model) -> Result<Trainer<'a>> {
         let stores: Vec<&_> = model.stores.iter().collect();
         let adam = Adam::new(cfg.train.lr as f32, &stores);
-        let n = model.n_nodes() * model.width;
+        let n = model.backbone.dims().n_values();
         let v = model.views.len();
         Ok(Trainer {
             cfg,
@@ -82,173 +74,47 @@ impl<'a> Trainer<'a> {
     }
 
     /// One optimisation step on a batch; returns the loss terms.
-    pub fn step(
-        &mut self,
-        epoch: u64,
-        users: &[u32],
-        pos: &[u32],
-        neg: &[u32],
-    ) -> Result<Vec<(String, f64)>> {
+    pub fn step(&mut self, epoch: u64, users: &[u32], pos: &[u32], neg: &[u32]) -> Result<Terms> {
         self.step += 1;
         let seed = self.cfg.train.seed;
+        let batch = Batch {
+            users,
+            pos,
+            neg,
+            epoch,
+            step: self.step,
+            seed: derive_seed(seed, self.step, 0),
+        };
+        let k = &self.kernels;
         let m = &mut self.model;
-        let (nu, ni, w) = (m.n_users, m.n_items, m.width);
         let Buffers {
             embs,
             d_embs,
             dropouts,
         } = &mut self.buffers;
-        let keep = m.spec.keep_rate;
-        let drop = m.spec.uses_graph && keep < 1.0;
-        // The (possibly edge-dropped) graph of every view, alive until backward.
-        let graphs: Vec<(&CsrMatrix, &CsrMatrix)> = m
-            .views
-            .iter()
-            .zip(dropouts.iter_mut())
-            .enumerate()
-            .map(|(v, (g, d))| {
-                if drop {
-                    d.apply(&g.adj, keep, derive_seed(seed, self.step, v as u64 + 1))
-                } else {
-                    (&g.adj, &g.adj)
-                }
-            })
-            .collect();
-        let gv = |v: usize| graph_view(graphs[v].0, graphs[v].1, nu, ni, v as u32, true);
-        for (v, out) in embs.iter_mut().enumerate() {
-            forward(&mut m.backbone, &self.kernels, &m.stores[0], gv(v), out, w)?;
+        // The flow of docs/architecture.md, "One training step".
+        let graphs = draw_graphs(&m.views, dropouts, m.backbone.graph_spec(), seed, self.step);
+        for (&graph, out) in graphs.iter().zip(embs.iter_mut()) {
+            m.backbone.forward(k, &m.stores[0], graph, out)?;
         }
-        for d in d_embs.iter_mut() {
-            d.iter_mut().for_each(|x| *x = 0.0);
+        zero_gradients(d_embs, &mut m.stores);
+        let (store0, augmenter_stores) = m.stores.split_at_mut(1);
+        let store0 = &mut store0[0];
+        let mut terms = vec![bpr_term(m.backbone.dims(), batch, &embs[0], &mut d_embs[0])];
+        terms.extend(
+            m.backbone
+                .aux_loss(k, store0, graphs[0], batch, &embs[0], &mut d_embs[0])?,
+        );
+        for (aug, store) in m.augmenters.iter_mut().zip(augmenter_stores) {
+            terms.extend(aug.loss(k, batch, embs, d_embs, store)?);
         }
-        for s in m.stores.iter_mut() {
-            s.zero_grad();
+        for (&graph, d) in graphs.iter().zip(d_embs.iter()) {
+            m.backbone.backward(k, store0, graph, d)?;
         }
-        let batch = BatchView {
-            users: users.into(),
-            pos: pos.into(),
-            neg: neg.into(),
-            epoch,
-            step: self.step,
-            seed: derive_seed(seed, self.step, 0),
-        };
-        fn emb(data: &[f32], nu: usize, ni: usize, w: usize) -> Emb<'_> {
-            Emb {
-                data,
-                n_users: nu,
-                n_items: ni,
-                width: w,
-            }
-        }
-        let mut terms = Vec::new();
-        let mut d0 = EmbBuf {
-            data: &mut d_embs[0],
-            n_users: nu,
-            n_items: ni,
-            width: w,
-        };
-        terms.push((
-            "bpr".to_owned(),
-            bpr(emb(&embs[0], nu, ni, w), users, pos, neg, &mut d0),
-        ));
-
-        let store0 = &mut m.stores[0];
-        let aux = m
-            .backbone
-            .aux_loss(
-                self.kernels.as_ref(),
-                promax_plugin_api::ParamsRef {
-                    data: store0.data.as_slice().into(),
-                    layout: store0.layout.as_slice().into(),
-                },
-                gv(0),
-                batch,
-                emb(&embs[0], nu, ni, w).to_abi(),
-                EmbMut {
-                    data: d_embs[0].as_mut_slice().into(),
-                    n_users: nu,
-                    n_items: ni,
-                    width: w,
-                },
-                GradsMut {
-                    data: store0.grad.as_mut_slice().into(),
-                    layout: store0.layout.as_slice().into(),
-                },
-            )
-            .into_result()
-            .map_err(|e| anyhow!("{e}"))?;
-        terms.extend(aux.into_iter().map(|t| (t.name.into_string(), t.value)));
-
-        for (j, slot) in m.augmenters.iter_mut().enumerate() {
-            let store = &mut m.stores[1 + j];
-            let refs: Vec<EmbRef<'_>> = slot
-                .views
-                .iter()
-                .map(|&v| emb(&embs[v], nu, ni, w).to_abi())
-                .collect();
-            let mut by_view: Vec<Option<&mut Vec<f32>>> = d_embs.iter_mut().map(Some).collect();
-            let mut grads_of_views: Vec<EmbMut<'_>> = Vec::with_capacity(slot.views.len());
-            for &v in &slot.views {
-                let buf = by_view[v]
-                    .take()
-                    .ok_or_else(|| anyhow!("plugin `{}` asked for view {v} twice", slot.name))?;
-                grads_of_views.push(EmbMut {
-                    data: buf.as_mut_slice().into(),
-                    n_users: nu,
-                    n_items: ni,
-                    width: w,
-                });
-            }
-            let out = slot
-                .obj
-                .loss(
-                    self.kernels.as_ref(),
-                    batch,
-                    refs.as_slice().into(),
-                    grads_of_views.as_mut_slice().into(),
-                    promax_plugin_api::ParamsRef {
-                        data: store.data.as_slice().into(),
-                        layout: store.layout.as_slice().into(),
-                    },
-                    GradsMut {
-                        data: store.grad.as_mut_slice().into(),
-                        layout: store.layout.as_slice().into(),
-                    },
-                )
-                .into_result()
-                .map_err(|e| anyhow!("{e}"))?;
-            terms.extend(out.into_iter().map(|t| (t.name.into_string(), t.value)));
-        }
-
-        let store0 = &mut m.stores[0];
-        for (v, d) in d_embs.iter().enumerate() {
-            lift(m.backbone.backward(
-                self.kernels.as_ref(),
-                promax_plugin_api::ParamsRef {
-                    data: store0.data.as_slice().into(),
-                    layout: store0.layout.as_slice().into(),
-                },
-                gv(v),
-                emb(d, nu, ni, w).to_abi(),
-                GradsMut {
-                    data: store0.grad.as_mut_slice().into(),
-                    layout: store0.layout.as_slice().into(),
-                },
-            ))?;
-        }
-        let reg = self.cfg.train.reg_weight as f32;
-        let reg_loss: f64 = m.stores.iter_mut().map(|s| s.add_l2(reg)).sum();
-        terms.push(("reg".to_owned(), reg_loss));
+        terms.push(l2_term(&mut m.stores, self.cfg.train.reg_weight as f32));
         let mut stores: Vec<&mut _> = m.stores.iter_mut().collect();
         self.adam.step(&mut stores);
-        for (name, value) in &terms {
-            if !value.is_finite() {
-                return Err(anyhow!(
-                    "loss term `{name}` is {value} at step {} (epoch {epoch})",
-                    self.step
-                ));
-            }
-        }
+        check_finite(&terms, self.step, epoch)?;
         Ok(terms)
     }
 
@@ -256,21 +122,13 @@ impl<'a> Trainer<'a> {
     pub fn evaluate(&mut self, ev: &mut Evaluator, scratch: &mut Vec<f32>) -> Result<EvalResult> {
         let start = Instant::now();
         self.model.embed(&self.kernels, scratch)?;
-        let (nu, ni, w) = (self.model.n_users, self.model.n_items, self.model.width);
-        ev.evaluate(
-            &Compute::new(self.kernels.as_ref()),
-            Emb {
-                data: scratch,
-                n_users: nu,
-                n_items: ni,
-                width: w,
-            },
-        )
-        .map(|r| EvalResult {
-            seconds: start.elapsed().as_secs_f64(),
-            ..r
-        })
-        .map_err(|e| anyhow!(e))
+        let dims = self.model.backbone.dims();
+        ev.evaluate(&Compute::new(self.kernels.as_ref()), dims.emb(scratch))
+            .map(|r| EvalResult {
+                seconds: start.elapsed().as_secs_f64(),
+                ..r
+            })
+            .map_err(|e| anyhow!(e))
     }
 
     fn snapshot(&self) -> Vec<Vec<f32>> {
@@ -281,6 +139,74 @@ impl<'a> Trainer<'a> {
         for (s, d) in self.model.stores.iter_mut().zip(snap) {
             s.data = d;
         }
+    }
+}
+
+/// The graph of every view for one step: edge-dropped (seeded by step and view) when the
+/// backbone trains with dropout, else the views as built.
+fn draw_graphs<'g>(
+    views: &'g [ViewGraph],
+    dropouts: &'g mut [EdgeDropout],
+    spec: GraphSpec,
+    seed: u64,
+    step: u64,
+) -> Vec<Graph<'g>> {
+    let drop = spec.uses_graph && spec.keep_rate < 1.0;
+    views
+        .iter()
+        .zip(dropouts.iter_mut())
+        .enumerate()
+        .map(|(v, (g, d))| {
+            let (adj, adj_t) = if drop {
+                d.apply(
+                    &g.adj,
+                    spec.keep_rate,
+                    derive_seed(seed, step, v as u64 + 1),
+                )
+            } else {
+                (&g.adj, &g.adj)
+            };
+            Graph::training(adj, adj_t, v)
+        })
+        .collect()
+}
+
+/// BPR on view 0, by the host: its gradient goes into `d_emb`.
+fn bpr_term(dims: Dims, batch: Batch<'_>, emb: &[f32], d_emb: &mut [f32]) -> (String, f64) {
+    let value = bpr(
+        dims.emb(emb),
+        batch.users,
+        batch.pos,
+        batch.neg,
+        &mut dims.emb_buf(d_emb),
+    );
+    ("bpr".to_owned(), value)
+}
+
+/// `reg · Σ‖W‖²` over every table of every store, its gradient added to theirs.
+fn l2_term(stores: &mut [ParamStore], reg: f32) -> (String, f64) {
+    let value: f64 = stores.iter_mut().map(|s| s.add_l2(reg)).sum();
+    ("reg".to_owned(), value)
+}
+
+/// Clears the embedding gradients of every view and every store's parameter gradients:
+/// every loss of a step accumulates into them.
+fn zero_gradients(d_embs: &mut [Vec<f32>], stores: &mut [ParamStore]) {
+    for d in d_embs.iter_mut() {
+        d.iter_mut().for_each(|x| *x = 0.0);
+    }
+    for s in stores.iter_mut() {
+        s.zero_grad();
+    }
+}
+
+/// The first non-finite loss term, as an error naming the term, step and epoch.
+fn check_finite(terms: &Terms, step: u64, epoch: u64) -> Result<()> {
+    match terms.iter().find(|(_, value)| !value.is_finite()) {
+        Some((name, value)) => {
+            bail!("loss term `{name}` is {value} at step {step} (epoch {epoch})")
+        }
+        None => Ok(()),
     }
 }
 
@@ -544,8 +470,13 @@ pub fn train(cfg: &Config, ds: &Dataset, model: Model, target: &RunTarget) -> Re
     let summary = RunSummary {
         run_id: run_id.to_owned(),
         dataset: ds.name.clone(),
-        backbone: t.model.backbone_name.clone(),
-        augmenters: t.model.augmenters.iter().map(|a| a.name.clone()).collect(),
+        backbone: t.model.backbone.name().to_owned(),
+        augmenters: t
+            .model
+            .augmenters
+            .iter()
+            .map(|a| a.name().to_owned())
+            .collect(),
         seed: cfg.train.seed,
         best_epoch: p.best_epoch,
         epochs_run: p.epoch,
