@@ -95,8 +95,13 @@ impl Default for Config {
 pub struct DataConfig {
     /// `"files"` (read `path`) or `"synthetic"` (generate from `synthetic`).
     pub kind: String,
-    /// Folder holding `train.tsv`, `valid.tsv`, `test.tsv`; relative to the working
-    /// directory (not to the config file), as a shell user would expect.
+    /// Folder a relative `path` resolves against, itself relative to the working directory
+    /// (not to the config file), as a shell user would expect; `""` = the working
+    /// directory. One setting (or `PROMAX_DATA__ROOT`) moves every dataset config to
+    /// wherever the datasets live.
+    pub root: PathBuf,
+    /// Folder holding `train.tsv`, `valid.tsv`, `test.tsv`; a relative path resolves
+    /// against `root`.
     pub path: PathBuf,
     /// Display name; `""` = the folder name, or `"synthetic"`.
     pub name: String,
@@ -119,6 +124,7 @@ impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
             kind: "files".into(),
+            root: PathBuf::new(),
             path: PathBuf::new(),
             name: String::new(),
             n_users: 0,
@@ -132,6 +138,12 @@ impl Default for DataConfig {
 }
 
 impl DataConfig {
+    /// The dataset folder: `path` resolved against `root` (an absolute `path` stands as
+    /// given).
+    pub fn dir(&self) -> PathBuf {
+        self.root.join(&self.path)
+    }
+
     /// `data.columns` as `[user, item]` field indices, `None` when empty (exactly two
     /// fields per line); else `(value, reason)`. Shared by [`Config::validate`] and the data
     /// loader (which may be handed a `DataConfig` built in code).
@@ -2016,7 +2028,8 @@ mod tests {
         let exp = configs_dir().join("experiments");
         let c = load_clean(&exp.join("lightgcn-amazon.toml"), &[]).unwrap();
         assert_eq!(c.data.kind, "files");
-        assert_eq!(c.data.path, PathBuf::from("../shared/data/amazon"));
+        assert_eq!(c.data.path, PathBuf::from("amazon"));
+        assert_eq!(c.data.root, PathBuf::from("data"));
         assert_eq!(c.data.name, "amazon");
         assert_eq!(c.model.backbone, "lightgcn");
         assert_eq!(c.plugins["lightgcn"]["layers"], 3);
@@ -2049,10 +2062,25 @@ mod tests {
     #[test]
     fn ml100k_dataset_config_loads_its_profiles_by_default() {
         let c = load_clean(&configs_dir().join("datasets/ml100k.toml"), &[]).unwrap();
-        assert_eq!(c.data.path, PathBuf::from("../shared/data/ml100k"));
+        assert_eq!(c.data.path, PathBuf::from("ml100k"));
         assert_eq!(c.data.profiles.users, PathBuf::from("user_profiles.npy"));
         assert_eq!(c.data.profiles.items, PathBuf::from("item_profiles.npy"));
         assert_eq!(c.data.profiles.random_dim, 0);
+    }
+
+    #[test]
+    fn data_root_comes_from_the_environment_and_resolves_the_path() {
+        let amazon = configs_dir().join("datasets/amazon.toml");
+        let c = load_clean(&amazon, &[]).unwrap();
+        assert_eq!(c.data.dir(), PathBuf::from("data/amazon"));
+        let env = vec![("PROMAX_DATA__ROOT".into(), "/srv/datasets".into())];
+        let c = load_with_env(Some(&amazon), &[], env).unwrap();
+        assert_eq!(c.data.root, PathBuf::from("/srv/datasets"));
+        assert_eq!(c.data.dir(), PathBuf::from("/srv/datasets/amazon"));
+        // The default root is the working directory; an absolute path ignores the root.
+        assert_eq!(Config::default().data.root, PathBuf::new());
+        let c = load_clean(&amazon, &["data.path=/elsewhere/amazon"]).unwrap();
+        assert_eq!(c.data.dir(), PathBuf::from("/elsewhere/amazon"));
     }
 
     #[test]

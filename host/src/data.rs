@@ -270,14 +270,14 @@ pub fn load_dataset(cfg: &DataConfig) -> Result<Dataset, DataError> {
 }
 
 fn load_files(cfg: &DataConfig) -> Result<Dataset, DataError> {
-    let dir = &cfg.path;
-    if dir.as_os_str().is_empty() {
+    if cfg.path.as_os_str().is_empty() {
         return Err(DataError::Config {
             key: "data.path".into(),
             reason: "is empty; it must name the folder holding train.tsv, valid.tsv and test.tsv"
                 .into(),
         });
     }
+    let dir = &cfg.dir();
     if !dir.is_dir() {
         return Err(DataError::MissingDir { path: dir.clone() });
     }
@@ -775,12 +775,13 @@ pub fn load_profiles(
 }
 
 /// Profile files live beside the splits, so a relative path means "in the dataset folder";
-/// with no `data.path` (the synthetic dataset) it stays relative to the working directory.
+/// with no `data.path` (the synthetic dataset) it stays relative to `data.root`, the
+/// working directory by default.
 fn resolve_profile_path(cfg: &DataConfig, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        cfg.path.join(p)
+        cfg.dir().join(p)
     }
 }
 
@@ -2036,8 +2037,46 @@ mod tests {
             .contains("data.n_users"));
     }
 
+    /// Where the host tests (and CI) find the published datasets, from this crate.
+    const SHARED_DATA: &str = "../../shared/data";
+
+    #[test]
+    fn a_relative_path_resolves_against_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("tiny");
+        fs::create_dir(&dir).unwrap();
+        let cfg = tiny_with_profiles(&dir);
+        ndarray_npy::write_npy(dir.join("u.npy"), &grid(3, 4)).unwrap();
+        ndarray_npy::write_npy(dir.join("i.npy"), &grid(4, 4)).unwrap();
+        let rooted = DataConfig {
+            root: root.path().to_path_buf(),
+            path: "tiny".into(),
+            ..cfg.clone()
+        };
+        let ds = load_dataset(&rooted).unwrap();
+        assert_eq!(ds.dir.as_deref(), Some(dir.as_path()));
+        assert_eq!(ds.name, "tiny");
+        assert_eq!(
+            ds,
+            load_dataset(&cfg).unwrap(),
+            "profiles resolve in the same folder"
+        );
+        let msg = load_dataset(&DataConfig {
+            path: "gone".into(),
+            ..rooted
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains(&root.path().join("gone").display().to_string()),
+            "{msg}"
+        );
+    }
+
     fn amazon_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/amazon")
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(SHARED_DATA)
+            .join("amazon")
     }
 
     #[test]
@@ -2101,7 +2140,9 @@ mod tests {
     // ---- profiles ----
 
     fn ml100k_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ml100k")
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(SHARED_DATA)
+            .join("ml100k")
     }
 
     /// A tiny dataset folder (3 users, 4 items) plus profile files written with ndarray-npy.

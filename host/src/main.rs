@@ -396,7 +396,11 @@ fn swap_in(new: &Path, dir: &Path) -> Result<()> {
 /// The config of a profile-pipeline command: the folder is `data.path` (profile files
 /// resolve against it), set before validation, then the user's layers.
 fn dataset_config(args: &DatasetArgs) -> Result<Config> {
-    let mut all_sets = vec![format!("data.path={}", args.dataset_dir.display())];
+    // DATASET_DIR is a shell path: relative to the working directory, not to data.root.
+    let mut all_sets = vec![
+        format!("data.path={}", args.dataset_dir.display()),
+        "data.root=".into(),
+    ];
     all_sets.extend(args.sets.iter().cloned());
     Ok(config::load_optional(args.config.as_deref(), &all_sets)?)
 }
