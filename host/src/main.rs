@@ -441,8 +441,7 @@ fn cmd_augment(
         augment::check_output(&report_path, dataset_dir, overwrite)?;
     }
     let train_path = dataset_dir.join("train.tsv");
-    let policy = cfg.data.duplicates.parse()?;
-    let train = read_pairs(&train_path, None, None, policy)?;
+    let train = read_pairs(&train_path, None, None, cfg.data.duplicates)?;
     let n_users = train
         .iter()
         .map(|&(u, _)| u as usize + 1)

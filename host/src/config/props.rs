@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 
+use super::layering::load_with_env;
+use super::sections::llm;
 use super::*;
-use crate::llm;
 
 /// All property tests of this file together stay within a few seconds.
 fn cases() -> ProptestConfig {
@@ -122,7 +123,7 @@ fn valid_config() -> impl Strategy<Value = Config> {
     (train, eval, augment, llm, synthetic, names).prop_map(
         |((seed, epochs, batch, lr, reg, threads), e, a, l, s, (name, layers, keep))| {
             let mut c = Config::default();
-            c.data.kind = "synthetic".into();
+            c.data.kind = DataKind::Synthetic;
             c.train = TrainConfig {
                 seed,
                 max_epochs: epochs,
