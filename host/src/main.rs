@@ -232,6 +232,7 @@ fn cmd_train(
     }
     let config = config.context("a config file is needed (or --resume RUN_DIR)")?;
     let cfg = config::load(config, sets)?;
+    cfg.device.ensure_available()?;
     init_threads(cfg.train.threads)?;
     let registry = Registry::discover(&cfg.plugin_dirs)?;
     let ds = load_dataset(&cfg.data)?;
