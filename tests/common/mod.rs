@@ -19,8 +19,9 @@ pub fn shared_data(name: &str) -> PathBuf {
 
 /// `promax` with no plugin folders from the environment, and the shipped dataset configs
 /// (`data.root = "data"`) pointed at the datasets the tests read, unless the environment
-/// already points them somewhere.
-fn promax_command() -> Command {
+/// already points them somewhere. Every spawn goes through it: `data.root` is part of a
+/// run's resolved config, so two spawns must agree on it to resume each other's runs.
+pub fn promax_command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_promax"));
     cmd.env_remove("PROMAX_PLUGIN_PATH");
     if std::env::var_os("PROMAX_DATA__ROOT").is_none() {
