@@ -38,12 +38,7 @@ pub fn load_run(path: &Path) -> Result<Config, ConfigError> {
 /// [`load`], or with no file only the defaults, the environment and `sets` (commands such
 /// as `promax augment DATASET_DIR` that run without an experiment file).
 pub fn load_optional(path: Option<&Path>, sets: &[String]) -> Result<Config, ConfigError> {
-    load_with_env(
-        path,
-        sets,
-        std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-    )
+    load_with_env(path, sets, process_env())
 }
 
 /// [`load`] over several config files layered in order (later wins), each with its own
@@ -51,12 +46,12 @@ pub fn load_optional(path: Option<&Path>, sets: &[String]) -> Result<Config, Con
 /// through `extends`) is merged once, at its first position, as in one `extends` chain.
 /// `promax compare` builds every cell's configuration this way.
 pub fn load_layers(files: &[&Path], sets: &[String]) -> Result<Config, ConfigError> {
-    load_layers_with_env(
-        files,
-        sets,
-        std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-    )
+    load_layers_with_env(files, sets, process_env())
+}
+
+/// The process environment's variables whose name and value are text.
+fn process_env() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
 }
 
 /// [`load`] with the environment given explicitly, so tests do not depend on (or race on)
