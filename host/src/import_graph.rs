@@ -326,6 +326,10 @@ fn circle_from(
 fn no_import_circle_between_the_host_modules() {
     let graph = host_graph().unwrap();
     assert!(graph.len() >= 15, "{graph:?}");
+    assert!(
+        graph["data"].contains("config"),
+        "imports are read: {graph:?}"
+    );
     if let Some(circle) = find_circle(&graph) {
         panic!(
             "import circle between host modules: {} (graph: {graph:?})",
