@@ -2,15 +2,11 @@
 //! augmented set, the dense-retrieval pipeline on ML-100k, and its input errors.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 mod common;
-use common::{ok, promax, repo};
-
-fn shared(name: &str) -> PathBuf {
-    repo().join("../shared/data").join(name)
-}
+use common::{ok, promax, repo, shared_data as shared};
 
 fn err(o: &Output) -> String {
     assert!(!o.status.success(), "expected a failure");

@@ -6,11 +6,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{ok, promax, repo};
+use common::{ok, promax, promax_command, repo};
 
 fn json(p: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
@@ -53,7 +53,7 @@ fn promax_config(dir: &Path) -> PathBuf {
 /// Runs `promax ARGS` and kills it (SIGKILL) as soon as its log shows a line containing
 /// `at`; returns whether the kill landed before the command finished.
 fn run_and_kill(args: &[&str], at: &str) -> bool {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_promax"))
+    let mut child = promax_command()
         .args(args)
         .current_dir(repo())
         .stdout(Stdio::null())
@@ -293,7 +293,7 @@ fn compare_killed_five_times_resumes_to_the_same_report_and_leaves_no_orphan() {
         x ^= x >> 7;
         x ^= x << 17;
         let after = Duration::from_millis(whole_ms / 20 + x % (whole_ms * 3 / 20).max(1));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_promax"))
+        let mut child = promax_command()
             .args(["compare", cfg_s, "--out", out_s, "--jobs", "2"])
             .current_dir(repo())
             .stdout(Stdio::null())

@@ -8,6 +8,8 @@ pub mod compare;
 pub mod config;
 pub mod data;
 pub mod eval;
+#[cfg(test)]
+mod import_graph;
 pub mod llm;
 pub mod losses;
 pub mod metrics;

@@ -232,6 +232,7 @@ fn cmd_train(
     }
     let config = config.context("a config file is needed (or --resume RUN_DIR)")?;
     let cfg = config::load(config, sets)?;
+    cfg.device.ensure_available()?;
     init_threads(cfg.train.threads)?;
     let registry = Registry::discover(&cfg.plugin_dirs)?;
     let ds = load_dataset(&cfg.data)?;
@@ -396,7 +397,11 @@ fn swap_in(new: &Path, dir: &Path) -> Result<()> {
 /// The config of a profile-pipeline command: the folder is `data.path` (profile files
 /// resolve against it), set before validation, then the user's layers.
 fn dataset_config(args: &DatasetArgs) -> Result<Config> {
-    let mut all_sets = vec![format!("data.path={}", args.dataset_dir.display())];
+    // DATASET_DIR is a shell path: relative to the working directory, not to data.root.
+    let mut all_sets = vec![
+        format!("data.path={}", args.dataset_dir.display()),
+        "data.root=".into(),
+    ];
     all_sets.extend(args.sets.iter().cloned());
     Ok(config::load_optional(args.config.as_deref(), &all_sets)?)
 }
@@ -437,8 +442,7 @@ fn cmd_augment(
         augment::check_output(&report_path, dataset_dir, overwrite)?;
     }
     let train_path = dataset_dir.join("train.tsv");
-    let policy = cfg.data.duplicates.parse()?;
-    let train = read_pairs(&train_path, None, None, policy)?;
+    let train = read_pairs(&train_path, None, None, cfg.data.duplicates)?;
     let n_users = train
         .iter()
         .map(|&(u, _)| u as usize + 1)

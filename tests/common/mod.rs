@@ -9,13 +9,32 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Runs `promax ARGS` from the repository root, with no plugin folders from the
-/// environment.
+/// Where the tests (and CI) find the published datasets, relative to the repository root.
+const SHARED_DATA: &str = "../shared/data";
+
+/// The folder of the published dataset `name` (`amazon`, `ml100k`).
+pub fn shared_data(name: &str) -> PathBuf {
+    repo().join(SHARED_DATA).join(name)
+}
+
+/// `promax` with no plugin folders from the environment, and the shipped dataset configs
+/// (`data.root = "data"`) pointed at the datasets the tests read, unless the environment
+/// already points them somewhere. Every spawn goes through it: `data.root` is part of a
+/// run's resolved config, so two spawns must agree on it to resume each other's runs.
+pub fn promax_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_promax"));
+    cmd.env_remove("PROMAX_PLUGIN_PATH");
+    if std::env::var_os("PROMAX_DATA__ROOT").is_none() {
+        cmd.env("PROMAX_DATA__ROOT", repo().join(SHARED_DATA));
+    }
+    cmd
+}
+
+/// Runs `promax ARGS` from the repository root.
 pub fn promax(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_promax"))
+    promax_command()
         .args(args)
         .current_dir(repo())
-        .env_remove("PROMAX_PLUGIN_PATH")
         .output()
         .expect("running promax")
 }
@@ -54,10 +73,9 @@ pub fn fails(o: &Output) -> String {
 
 /// Runs `promax ARGS` from `dir` (for relative paths in a scratch folder).
 pub fn promax_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_promax"))
+    promax_command()
         .args(args)
         .current_dir(dir)
-        .env_remove("PROMAX_PLUGIN_PATH")
         .output()
         .expect("running promax")
 }

@@ -24,66 +24,18 @@ use promax_kernels::pca::{reduce_profiles, ReduceOptions, Reduction};
 use promax_kernels::topk::score_topk;
 use promax_kernels::CsrMatrix;
 use promax_plugin_api::TopkRequest;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::config::ReductionMode;
 use crate::data::{Pairs, Profiles};
 
 mod llm_rerank;
 mod output;
+pub use crate::config::AugmentConfig;
+// The quartiles and per-user counts the budgets are built on are the dataset statistics'.
+pub use crate::data::stats::{quartiles, user_counts as counts};
 pub use llm_rerank::{read_texts, LlmRerank, Prompt, DEFAULT_RERANK_PROMPT};
 pub use output::{check_output, SPLITS};
-
-/// `[augment]`: settings of `promax augment`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AugmentConfig {
-    /// Number of most similar users (by profile cosine) whose items are candidates.
-    pub knn: usize,
-    /// Candidates kept per user after the item-side ranking (what an LLM is shown).
-    pub max_candidates: usize,
-    /// Users are lifted to the next quartile + this (published data: 1).
-    pub target_offset: u32,
-    /// PCA dimension of the profiles before retrieval; 0 = raw profiles.
-    pub reduce_dim: usize,
-    /// `"separate"` (a basis per table, as ProMax) or `"joint"`.
-    pub reduction: String,
-    /// Whiten the reduced profiles (ProMax: true).
-    pub whiten: bool,
-    /// `"auto"` (LLM when `[llm] chat_model` is set, else dense), `"llm"` or `"dense"`.
-    pub rerank: String,
-    /// Prompt template file for LLM re-ranking; `""` = the built-in one
-    /// (`configs/prompts/rerank.txt`).
-    pub rerank_prompt: PathBuf,
-    /// `id<TAB>text` written user profiles for the prompt (relative: in the dataset folder).
-    pub user_texts: PathBuf,
-    /// `id<TAB>text` item descriptions for the prompt (relative: in the dataset folder).
-    pub item_texts: PathBuf,
-    /// Largest share, in [0, 1], of re-ranked users whose LLM answer may be unusable (no
-    /// JSON id list, cut at `max_tokens`, or no id among the candidates) before
-    /// `promax augment` fails instead of writing a set that is mostly the dense order.
-    pub max_unusable_share: f64,
-}
-
-impl Default for AugmentConfig {
-    fn default() -> Self {
-        AugmentConfig {
-            knn: 20,
-            max_candidates: 30,
-            target_offset: 1,
-            reduce_dim: 32,
-            reduction: "separate".into(),
-            whiten: true,
-            rerank: "auto".into(),
-            rerank_prompt: PathBuf::new(),
-            user_texts: "user_profiles.tsv".into(),
-            item_texts: "item_profiles.tsv".into(),
-            max_unusable_share: 0.2,
-        }
-    }
-}
-
-/// Names accepted by `augment.rerank`.
-pub const RERANK_MODES: &[&str] = &["auto", "llm", "dense"];
 
 /// Why augmentation failed.
 #[derive(Debug, thiserror::Error)]
@@ -124,24 +76,6 @@ pub enum AugmentError {
 // Sparsity level shift
 // ---------------------------------------------------------------------------------------
 
-/// Q1, Q2, Q3 of `counts` with linear interpolation between order statistics (numpy's
-/// default `percentile`): position `q·(n − 1)` in the sorted counts.
-pub fn quartiles(counts: &[u32]) -> [f64; 3] {
-    let mut s: Vec<u32> = counts.to_vec();
-    s.sort_unstable();
-    let at = |q: f64| -> f64 {
-        if s.is_empty() {
-            return 0.0;
-        }
-        let pos = q * (s.len() - 1) as f64;
-        let lo = pos.floor() as usize;
-        let hi = (lo + 1).min(s.len() - 1);
-        let frac = pos - lo as f64;
-        f64::from(s[lo]) + frac * (f64::from(s[hi]) - f64::from(s[lo]))
-    };
-    [at(0.25), at(0.5), at(0.75)]
-}
-
 /// The sparsity group of a user with `n` train items: 0 below Q1, 1 in [Q1, Q2), 2 in
 /// [Q2, Q3), 3 at or above Q3.
 pub fn group(n: u32, q: &[f64; 3]) -> usize {
@@ -178,15 +112,6 @@ fn target(quartile: f64, offset: u32) -> Result<u32, AugmentError> {
     (q as u32).checked_add(offset).ok_or_else(too_big)
 }
 
-/// Train items per user (ids must be `< n_users`).
-pub fn counts(train: &Pairs, n_users: usize) -> Vec<u32> {
-    let mut c = vec![0u32; n_users];
-    for &(u, _) in train {
-        c[u as usize] += 1;
-    }
-    c
-}
-
 // ---------------------------------------------------------------------------------------
 // Retrieval
 // ---------------------------------------------------------------------------------------
@@ -209,9 +134,9 @@ pub fn retrieval_profiles(
     let (mut users, mut items, dim) = if cfg.reduce_dim == 0 {
         (p.users.clone(), p.items.clone(), p.dim)
     } else {
-        let mode = match cfg.reduction.as_str() {
-            "joint" => Reduction::Joint,
-            _ => Reduction::Separate,
+        let mode = match cfg.reduction {
+            ReductionMode::Joint => Reduction::Joint,
+            ReductionMode::Separate => Reduction::Separate,
         };
         let opts = ReduceOptions {
             dim: cfg.reduce_dim,
@@ -605,15 +530,6 @@ mod tests {
                 count: 1,
             })
             .collect()
-    }
-
-    #[test]
-    fn quartiles_match_numpy_linear_percentiles() {
-        // numpy.percentile([1, 2, 3, 4, 10], [25, 50, 75]) = [2, 3, 4]
-        assert_eq!(quartiles(&[4, 1, 10, 3, 2]), [2.0, 3.0, 4.0]);
-        // numpy.percentile([1, 2, 3, 4], [25, 50, 75]) = [1.75, 2.5, 3.25]
-        assert_eq!(quartiles(&[1, 2, 3, 4]), [1.75, 2.5, 3.25]);
-        assert_eq!(quartiles(&[7]), [7.0, 7.0, 7.0]);
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::path::Path;
 use proptest::prelude::*;
 
 use super::npy::read_header;
-use super::{profile_table_rows, read_pairs, read_profile_table, read_split, DuplicatePolicy};
+use super::pairs::read_split;
+use super::{profile_table_rows, read_pairs, read_profile_table, DuplicatePolicy};
 
 /// 256 cases per property keeps all of them together to a few seconds.
 fn config() -> ProptestConfig {
@@ -177,7 +178,7 @@ proptest! {
         }),
         fortran in any::<bool>(),
     ) {
-        prop_assume!(super::degenerate_rows(&values, cols, "user").is_none());
+        prop_assume!(super::profiles::degenerate_rows(&values, cols, "user").is_none());
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.npy");
         let a = ndarray::Array2::from_shape_vec((rows, cols), values.clone()).unwrap();

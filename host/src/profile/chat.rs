@@ -179,13 +179,8 @@ pub fn profile_users(dataset_dir: &Path, cfg: &Config) -> Result<ProfileReport, 
     }
     let item_profiles =
         read_texts(&profiles_path, items.len()).map_err(|e| ProfileError::Input(e.to_string()))?;
-    let policy = cfg
-        .data
-        .duplicates
-        .parse()
-        .map_err(|e: crate::data::DataError| ProfileError::Input(e.to_string()))?;
     let train_path = dataset_dir.join("train.tsv");
-    let train = read_pairs(&train_path, None, None, policy)?;
+    let train = read_pairs(&train_path, None, None, cfg.data.duplicates)?;
     let by_user = train_items(&train, &train_path, items.len(), &items_path)?;
     let mut conversations = Vec::with_capacity(by_user.len());
     for (user, own) in by_user.iter().enumerate() {

@@ -25,8 +25,6 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-
 use crate::llm::LlmError;
 
 mod chat;
@@ -36,70 +34,13 @@ mod texts;
 #[cfg(test)]
 mod tests;
 
+pub use crate::config::{EmbedConfig, ProfileConfig, MAX_EMBED_BATCH};
 pub use chat::{
     profile_items, profile_users, run_profile, ProfileReport, DEFAULT_ITEM_PROMPT,
     DEFAULT_USER_PROMPT,
 };
 pub use embed::{embed_table, run_embed, EmbedReport};
 pub use texts::{parse_summary, read_items, read_text_table, ItemMeta};
-
-/// `[profile]`: settings of `promax profile`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ProfileConfig {
-    /// Item metadata, `id<TAB>title<TAB>free text…` (relative: in the dataset folder).
-    pub items_file: PathBuf,
-    /// Prompt template file for item profiles; `""` = the built-in one
-    /// (`configs/prompts/item_profile.txt`).
-    pub item_prompt: PathBuf,
-    /// Prompt template file for user profiles; `""` = the built-in one
-    /// (`configs/prompts/user_profile.txt`).
-    pub user_prompt: PathBuf,
-    /// Most TRAIN items of a user shown in its prompt (the lowest item ids).
-    pub max_user_items: usize,
-    /// Folder of `item_profiles.tsv` / `user_profiles.tsv`; `""` = the dataset folder.
-    pub out_dir: PathBuf,
-}
-
-impl Default for ProfileConfig {
-    fn default() -> Self {
-        ProfileConfig {
-            items_file: "items.tsv".into(),
-            item_prompt: PathBuf::new(),
-            user_prompt: PathBuf::new(),
-            max_user_items: 30,
-            out_dir: PathBuf::new(),
-        }
-    }
-}
-
-/// `[embed]`: settings of `promax embed`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EmbedConfig {
-    /// `id<TAB>text` user profiles to embed (relative: in the dataset folder).
-    pub user_texts: PathBuf,
-    /// `id<TAB>text` item profiles to embed (relative: in the dataset folder).
-    pub item_texts: PathBuf,
-    /// Texts per embeddings request.
-    pub batch_size: usize,
-    /// Folder of `user_profiles.npy` / `item_profiles.npy`; `""` = the dataset folder.
-    pub out_dir: PathBuf,
-}
-
-impl Default for EmbedConfig {
-    fn default() -> Self {
-        EmbedConfig {
-            user_texts: "user_profiles.tsv".into(),
-            item_texts: "item_profiles.tsv".into(),
-            batch_size: 64,
-            out_dir: PathBuf::new(),
-        }
-    }
-}
-
-/// Most texts per embeddings request (OpenAI's limit; local servers take fewer well).
-pub const MAX_EMBED_BATCH: usize = 2048;
 
 /// Which tables a command works on (`--what`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 
+use super::layering::load_with_env;
+use super::sections::llm;
 use super::*;
-use crate::llm;
 
 /// All property tests of this file together stay within a few seconds.
 fn cases() -> ProptestConfig {
@@ -119,10 +120,22 @@ fn valid_config() -> impl Strategy<Value = Config> {
         0..=limits::MAX_SEED,
     );
     let names = ("[A-Za-z0-9 _./-]{0,16}", 1usize..6, 0.0..=1.0f64);
-    (train, eval, augment, llm, synthetic, names).prop_map(
-        |((seed, epochs, batch, lr, reg, threads), e, a, l, s, (name, layers, keep))| {
+    let options = (
+        prop::sample::select(vec![Device::Auto, Device::Cpu, Device::Cuda]),
+        prop::sample::select(vec![DuplicatePolicy::Error, DuplicatePolicy::Drop]),
+        prop::sample::select(vec![ReductionMode::Separate, ReductionMode::Joint]),
+        prop::sample::select(vec![RerankMode::Auto, RerankMode::Llm, RerankMode::Dense]),
+    );
+    (train, eval, augment, llm, synthetic, names, options).prop_map(
+        |((seed, epochs, batch, lr, reg, threads), e, a, l, s, (name, layers, keep), o)| {
             let mut c = Config::default();
-            c.data.kind = "synthetic".into();
+            c.data.kind = DataKind::Synthetic;
+            (
+                c.device,
+                c.data.duplicates,
+                c.augment.reduction,
+                c.augment.rerank,
+            ) = o;
             c.train = TrainConfig {
                 seed,
                 max_epochs: epochs,

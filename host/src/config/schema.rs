@@ -1,0 +1,33 @@
+//! The value trees every layer is checked and typed against: the defaults, and the schema
+//! of every valid key.
+
+use std::path::PathBuf;
+
+use figment::value::{Dict, Value};
+
+use super::{Config, ModelConfig};
+
+pub(super) fn defaults_dict() -> Dict {
+    match Value::serialize(Config::default()) {
+        Ok(Value::Dict(_, d)) => d,
+        // Config is plain data with string keys: serialising it cannot fail.
+        _ => Dict::new(),
+    }
+}
+
+/// Every valid key, as the defaults' value tree. Empty lists get one placeholder element so
+/// that the element type is known when coercing `--set` / environment values.
+pub(super) fn schema() -> Dict {
+    let probe = Config {
+        plugin_dirs: vec![PathBuf::new()],
+        model: ModelConfig {
+            augmenters: vec![String::new()],
+            ..ModelConfig::default()
+        },
+        ..Config::default()
+    };
+    match Value::serialize(probe) {
+        Ok(Value::Dict(_, d)) => d,
+        _ => Dict::new(),
+    }
+}

@@ -1,0 +1,105 @@
+//! `[augment]`: settings of `promax augment`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::check::{in_range, unit_share};
+use crate::config::{limits, ConfigError};
+
+named_options! {
+    /// `augment.reduction`: how the profiles are reduced before retrieval.
+    ReductionMode {
+        /// A PCA basis per table (users, items), as ProMax.
+        Separate = "separate",
+        /// One basis for both tables.
+        Joint = "joint",
+    }
+}
+
+named_options! {
+    /// `augment.rerank`: who orders each user's candidates.
+    RerankMode {
+        /// The LLM when `[llm] chat_model` is set, else the dense-retrieval order.
+        Auto = "auto",
+        /// The LLM; an error without `llm.chat_model`.
+        Llm = "llm",
+        /// The dense-retrieval order.
+        Dense = "dense",
+    }
+}
+
+/// `[augment]`: settings of `promax augment`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AugmentConfig {
+    /// Number of most similar users (by profile cosine) whose items are candidates.
+    pub knn: usize,
+    /// Candidates kept per user after the item-side ranking (what an LLM is shown).
+    pub max_candidates: usize,
+    /// Users are lifted to the next quartile + this (published data: 1).
+    pub target_offset: u32,
+    /// PCA dimension of the profiles before retrieval; 0 = raw profiles.
+    pub reduce_dim: usize,
+    /// `"separate"` (a basis per table, as ProMax) or `"joint"`.
+    pub reduction: ReductionMode,
+    /// Whiten the reduced profiles (ProMax: true).
+    pub whiten: bool,
+    /// `"auto"` (LLM when `[llm] chat_model` is set, else dense), `"llm"` or `"dense"`.
+    pub rerank: RerankMode,
+    /// Prompt template file for LLM re-ranking; `""` = the built-in one
+    /// (`configs/prompts/rerank.txt`).
+    pub rerank_prompt: PathBuf,
+    /// `id<TAB>text` written user profiles for the prompt (relative: in the dataset folder).
+    pub user_texts: PathBuf,
+    /// `id<TAB>text` item descriptions for the prompt (relative: in the dataset folder).
+    pub item_texts: PathBuf,
+    /// Largest share, in [0, 1], of re-ranked users whose LLM answer may be unusable (no
+    /// JSON id list, cut at `max_tokens`, or no id among the candidates) before
+    /// `promax augment` fails instead of writing a set that is mostly the dense order.
+    pub max_unusable_share: f64,
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        AugmentConfig {
+            knn: 20,
+            max_candidates: 30,
+            target_offset: 1,
+            reduce_dim: 32,
+            reduction: ReductionMode::Separate,
+            whiten: true,
+            rerank: RerankMode::Auto,
+            rerank_prompt: PathBuf::new(),
+            user_texts: "user_profiles.tsv".into(),
+            item_texts: "item_profiles.tsv".into(),
+            max_unusable_share: 0.2,
+        }
+    }
+}
+
+impl AugmentConfig {
+    /// Every count bounded, so that budgets and candidate lists stay small.
+    pub(in crate::config) fn validate(&self) -> Result<(), ConfigError> {
+        in_range("augment.knn", self.knn, 1, limits::MAX_KNN)?;
+        in_range(
+            "augment.max_candidates",
+            self.max_candidates,
+            1,
+            limits::MAX_CANDIDATES,
+        )?;
+        in_range(
+            "augment.target_offset",
+            self.target_offset,
+            0,
+            limits::MAX_TARGET_OFFSET,
+        )?;
+        in_range(
+            "augment.reduce_dim",
+            self.reduce_dim,
+            0,
+            limits::MAX_PROFILE_DIM,
+        )?;
+        unit_share("augment.max_unusable_share", self.max_unusable_share)
+    }
+}
