@@ -8,6 +8,10 @@
 //!   that turn them into ABI objects, catching panics at the boundary.
 //! - [`testing`]: finite-difference gradient checks any plugin author can run.
 //!
+//! Hyperparameters are a serde struct deriving [`JsonSchema`](schemars::JsonSchema) (from
+//! the prelude, with `#[schemars(crate = "promax_plugin_api::schemars")]`): each field's
+//! `///` comment is its doc in `promax plugins show`.
+//!
 //! A backbone plugin in full:
 //! ```ignore
 //! use promax_plugin_api::prelude::*;
@@ -24,6 +28,7 @@ pub mod testing;
 
 pub use abi::*;
 pub use abi_stable;
+pub use schemars;
 
 /// Everything a plugin author needs, in one import.
 pub mod prelude {
@@ -35,6 +40,7 @@ pub mod prelude {
         table, term, AugmenterImpl, BackboneImpl, Compute, Emb, EmbBuf, Env, Grads, Params,
         PluginMeta, PluginResult,
     };
+    pub use schemars::JsonSchema;
 }
 
 /// Gives the crate `pub fn root_module() -> PluginModRef` for a [`sdk::BackboneImpl`] type.

@@ -7,6 +7,7 @@
 //! the boundary and reported as errors.
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use abi_stable::{
@@ -14,6 +15,7 @@ use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{RErr, ROk, RResult, RSlice, RSliceMut, RStr, RString, RVec},
 };
+use schemars::JsonSchema;
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{Map, Value};
 
@@ -314,9 +316,12 @@ impl<'a> Compute<'a> {
     }
 }
 
-/// Hyperparameters: a serde struct with a `Default` (the published settings).
-pub trait Hparams: Serialize + DeserializeOwned + Default {}
-impl<T: Serialize + DeserializeOwned + Default> Hparams for T {}
+/// Hyperparameters: a serde struct with a `Default` (the published settings), each field
+/// documented by its `///` comment. `#[derive(JsonSchema)]` with
+/// `#[schemars(crate = "promax_plugin_api::schemars")]` reads those comments for
+/// `promax plugins show`; a field without one is shown as [`UNDOCUMENTED`].
+pub trait Hparams: Serialize + DeserializeOwned + Default + JsonSchema {}
+impl<T: Serialize + DeserializeOwned + Default + JsonSchema> Hparams for T {}
 
 /// Static facts about a plugin type.
 pub trait PluginMeta {
@@ -324,8 +329,6 @@ pub trait PluginMeta {
     const VERSION: &'static str;
     const DESCRIPTION: &'static str;
     type Hparams: Hparams;
-    /// One line per hyperparameter: (name, what it does). Every field needs one.
-    const HPARAM_DOCS: &'static [(&'static str, &'static str)];
 }
 
 /// A backbone, written as plain safe Rust.
@@ -512,21 +515,42 @@ fn default_text(v: &Value) -> String {
     }
 }
 
-/// The [`PluginInfo`] of a plugin type; hyperparameters come from its `Default` and docs.
+/// The doc of a hyperparameter whose field has no `///` comment: the gap shows in
+/// `promax plugins show` (and fails the built-in plugins' test) instead of an empty column.
+pub const UNDOCUMENTED: &str = "(undocumented: the field has no /// comment)";
+
+/// Each hyperparameter's `///` comment on one line, by its serde name.
+fn hparam_docs<H: Hparams>() -> BTreeMap<String, String> {
+    let schema = schemars::schema_for!(H);
+    let Some(Value::Object(fields)) = schema.get("properties") else {
+        return BTreeMap::new();
+    };
+    fields
+        .iter()
+        .filter_map(|(name, field)| {
+            // schemars splits a doc that opens with a `# heading` into title and description.
+            let text = |key| field.get(key).and_then(Value::as_str).unwrap_or_default();
+            let words: Vec<&str> = [text("title"), text("description")]
+                .into_iter()
+                .flat_map(str::split_whitespace)
+                .collect();
+            (!words.is_empty()).then(|| (name.clone(), words.join(" ")))
+        })
+        .collect()
+}
+
+/// The [`PluginInfo`] of a plugin type; hyperparameters come from its `Default` and the
+/// fields' `///` comments.
 pub fn plugin_info<P: PluginMeta>(kind: PluginKind) -> PluginInfo {
     let defaults = defaults_object::<P::Hparams>();
+    let docs = hparam_docs::<P::Hparams>();
     let hparams = defaults
         .iter()
         .map(|(name, v)| HparamInfo {
             name: name.as_str().into(),
             ty: json_type(v).into(),
             default: default_text(v).into(),
-            doc: P::HPARAM_DOCS
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, d)| *d)
-                .unwrap_or("")
-                .into(),
+            doc: docs.get(name).map_or(UNDOCUMENTED, String::as_str).into(),
         })
         .collect();
     PluginInfo {
