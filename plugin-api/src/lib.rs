@@ -1,3 +1,4 @@
+#![deny(missing_docs)]
 #![allow(non_local_definitions)] // emitted by abi_stable's #[sabi_trait] expansion
 #![allow(clippy::too_many_arguments)] // ABI methods mirror the training step's inputs one to one
 //! The promax plugin ABI and SDK.
@@ -76,6 +77,7 @@ macro_rules! declare_augmenter {
 #[macro_export]
 macro_rules! export_plugin {
     ($root:path) => {
+        /// The symbol the host looks up when it loads this library.
         #[$crate::abi_stable::export_root_module]
         pub fn promax_export_root_module() -> $crate::PluginModRef {
             $root()

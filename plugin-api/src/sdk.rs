@@ -27,9 +27,13 @@ pub type PluginResult<T> = Result<T, String>;
 /// What a plugin's constructor learns about the run.
 #[derive(Clone, Debug)]
 pub struct Env<'a> {
+    /// Users in the dataset (ids 0..n_users).
     pub n_users: usize,
+    /// Items in the dataset (ids 0..n_items).
     pub n_items: usize,
+    /// The dataset folder (empty for the built-in synthetic dataset).
     pub data_dir: String,
+    /// The run seed (`train.seed`).
     pub seed: u64,
     /// The dataset's profile embeddings, if it has any (borrowed: copy what you keep).
     pub profiles: Option<Profiles<'a>>,
@@ -39,8 +43,11 @@ pub struct Env<'a> {
 /// row-major, finite (checked by the host).
 #[derive(Clone, Copy, Debug)]
 pub struct Profiles<'a> {
+    /// Columns of both tables (at least 1).
     pub dim: usize,
+    /// n_users × dim.
     pub users: &'a [f32],
+    /// n_items × dim.
     pub items: &'a [f32],
 }
 
@@ -87,6 +94,7 @@ pub struct Params<'a> {
 }
 
 impl<'a> Params<'a> {
+    /// A view of `data` laid out by `layout` (tests and host code; plugins are handed one).
     pub fn new(data: &'a [f32], layout: &'a [TableLayout]) -> Self {
         Params { data, layout }
     }
@@ -101,9 +109,11 @@ impl<'a> Params<'a> {
         let l = self.layout[k];
         &self.data[l.offset..l.offset + l.rows * l.cols]
     }
+    /// Where each table lies, in declaration order.
     pub fn layout(&self) -> &'a [TableLayout] {
         self.layout
     }
+    /// The ABI view, to pass on to another plugin call.
     pub fn to_abi(self) -> ParamsRef<'a> {
         ParamsRef {
             data: self.data.into(),
@@ -119,6 +129,7 @@ pub struct Grads<'a> {
 }
 
 impl<'a> Grads<'a> {
+    /// A view of `data` laid out by `layout` (tests and host code; plugins are handed one).
     pub fn new(data: &'a mut [f32], layout: &'a [TableLayout]) -> Self {
         Grads { data, layout }
     }
@@ -133,12 +144,14 @@ impl<'a> Grads<'a> {
         let l = self.layout[k];
         &mut self.data[l.offset..l.offset + l.rows * l.cols]
     }
+    /// A shorter-lived copy of this view, to lend out and keep using afterwards.
     pub fn reborrow(&mut self) -> Grads<'_> {
         Grads {
             data: self.data,
             layout: self.layout,
         }
     }
+    /// The ABI view, to pass on to another plugin call.
     pub fn to_abi(&mut self) -> GradsMut<'_> {
         GradsMut {
             data: (&mut *self.data).into(),
@@ -150,9 +163,13 @@ impl<'a> Grads<'a> {
 /// Node embeddings (users then items), read-only.
 #[derive(Clone, Copy)]
 pub struct Emb<'a> {
+    /// (n_users + n_items) × width values, row-major.
     pub data: &'a [f32],
+    /// User rows (first).
     pub n_users: usize,
+    /// Item rows (after the users).
     pub n_items: usize,
+    /// Columns of every row.
     pub width: usize,
 }
 
@@ -165,6 +182,7 @@ impl<'a> Emb<'a> {
             width: e.width,
         }
     }
+    /// The ABI view, to pass on to another plugin call.
     pub fn to_abi(self) -> EmbRef<'a> {
         EmbRef {
             data: self.data.into(),
@@ -173,16 +191,20 @@ impl<'a> Emb<'a> {
             width: self.width,
         }
     }
+    /// User `u`'s row.
     pub fn user(&self, u: usize) -> &'a [f32] {
         &self.data[u * self.width..(u + 1) * self.width]
     }
+    /// Item `i`'s row.
     pub fn item(&self, i: usize) -> &'a [f32] {
         let r = self.n_users + i;
         &self.data[r * self.width..(r + 1) * self.width]
     }
+    /// Every user row (n_users × width).
     pub fn users(&self) -> &'a [f32] {
         &self.data[..self.n_users * self.width]
     }
+    /// Every item row (n_items × width).
     pub fn items(&self) -> &'a [f32] {
         &self.data[self.n_users * self.width..]
     }
@@ -190,9 +212,13 @@ impl<'a> Emb<'a> {
 
 /// Node embeddings (users then items), writable: a forward output or a gradient buffer.
 pub struct EmbBuf<'a> {
+    /// (n_users + n_items) × width values, row-major.
     pub data: &'a mut [f32],
+    /// User rows (first).
     pub n_users: usize,
+    /// Item rows (after the users).
     pub n_items: usize,
+    /// Columns of every row.
     pub width: usize,
 }
 
@@ -205,6 +231,7 @@ impl<'a> EmbBuf<'a> {
             width: e.width,
         }
     }
+    /// The ABI view, to pass on to another plugin call.
     pub fn to_abi(&mut self) -> EmbMut<'_> {
         EmbMut {
             data: (&mut *self.data).into(),
@@ -213,6 +240,7 @@ impl<'a> EmbBuf<'a> {
             width: self.width,
         }
     }
+    /// A read-only view of the same buffer.
     pub fn as_emb(&self) -> Emb<'_> {
         Emb {
             data: self.data,
@@ -221,10 +249,12 @@ impl<'a> EmbBuf<'a> {
             width: self.width,
         }
     }
+    /// User `u`'s row, writable.
     pub fn user_mut(&mut self, u: usize) -> &mut [f32] {
         let w = self.width;
         &mut self.data[u * w..(u + 1) * w]
     }
+    /// Item `i`'s row, writable.
     pub fn item_mut(&mut self, i: usize) -> &mut [f32] {
         let (w, r) = (self.width, self.n_users + i);
         &mut self.data[r * w..(r + 1) * w]
@@ -241,6 +271,7 @@ fn lift<T>(r: RResult<T, RString>) -> PluginResult<T> {
 }
 
 impl<'a> Compute<'a> {
+    /// Wraps the kernel table a call was handed.
     pub fn new(k: KernelsRef<'a>) -> Self {
         Compute { k }
     }
@@ -325,9 +356,13 @@ impl<T: Serialize + DeserializeOwned + Default + JsonSchema> Hparams for T {}
 
 /// Static facts about a plugin type.
 pub trait PluginMeta {
+    /// The name configs use; unique among the plugins a host loads.
     const NAME: &'static str;
+    /// The plugin's version, usually `env!("CARGO_PKG_VERSION")`.
     const VERSION: &'static str;
+    /// One line for `promax plugins show`.
     const DESCRIPTION: &'static str;
+    /// The `[plugins.NAME]` table of a config, parsed over its defaults.
     type Hparams: Hparams;
 }
 
@@ -335,11 +370,15 @@ pub trait PluginMeta {
 pub trait BackboneImpl: PluginMeta + Send + Sized + 'static {
     /// Validates the hyperparameters and builds the model; errors name the key.
     fn new(h: Self::Hparams, env: &Env<'_>) -> PluginResult<Self>;
+    /// Trainable tables, in the order of the flat parameter buffer.
     fn tables(&self) -> Vec<TableSpec>;
+    /// How the host builds the graph views (default: normalised A, no dropout).
     fn graph_spec(&self) -> GraphSpec {
         GraphSpec::default()
     }
+    /// Columns of the final embeddings.
     fn width(&self) -> usize;
+    /// Writes the final embeddings of every user and item into `out` (overwrites).
     fn forward(
         &mut self,
         k: &Compute<'_>,
@@ -347,6 +386,7 @@ pub trait BackboneImpl: PluginMeta + Send + Sized + 'static {
         graph: &GraphView<'_>,
         out: EmbBuf<'_>,
     ) -> PluginResult<()>;
+    /// Given dL/d(final embeddings), accumulates dL/d(params) into `grads`.
     fn backward(
         &mut self,
         k: &Compute<'_>,
@@ -373,13 +413,19 @@ pub trait BackboneImpl: PluginMeta + Send + Sized + 'static {
 
 /// An augmenter, written as plain safe Rust.
 pub trait AugmenterImpl: PluginMeta + Send + Sized + 'static {
+    /// Validates the hyperparameters and builds the augmenter; errors name the key.
     fn new(h: Self::Hparams, env: &Env<'_>) -> PluginResult<Self>;
+    /// Its own trainable tables (default: none).
     fn tables(&self) -> Vec<TableSpec> {
         Vec::new()
     }
+    /// Extra graph views beyond the training graph (default: none); `embs[1 + j]` of
+    /// [`loss`](Self::loss) is view `j` of this list.
     fn views(&self) -> Vec<ViewSpec> {
         Vec::new()
     }
+    /// Loss terms for the batch; accumulates gradients w.r.t. every view's embeddings into
+    /// `d_embs` (same order as `embs`) and w.r.t. its own tables into `grads`.
     fn loss(
         &mut self,
         k: &Compute<'_>,
