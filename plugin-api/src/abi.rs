@@ -35,6 +35,7 @@ pub enum PluginKind {
 }
 
 impl PluginKind {
+    /// The kind's name as the command line and error messages write it.
     pub fn as_str(self) -> &'static str {
         match self {
             PluginKind::Backbone => "backbone",
@@ -47,12 +48,13 @@ impl PluginKind {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug)]
 pub struct HparamInfo {
+    /// The key under `[plugins.NAME]` in a config.
     pub name: RString,
     /// `integer`, `float`, `bool`, `string`, `array` or `table`.
     pub ty: RString,
     /// The default value, as JSON text.
     pub default: RString,
-    /// One line: what it does.
+    /// One line: what it does (the field's `///` comment).
     pub doc: RString,
 }
 
@@ -60,13 +62,17 @@ pub struct HparamInfo {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug)]
 pub struct PluginInfo {
+    /// The name configs use (`model.backbone`, `model.augmenters`); unique in a registry.
     pub name: RString,
+    /// Backbone or augmenter.
     pub kind: PluginKind,
     /// The plugin's own version (its crate version).
     pub version: RString,
     /// The [`ABI_VERSION`] the plugin was built against.
     pub abi_version: u32,
+    /// One line for `promax plugins show`.
     pub description: RString,
+    /// Every hyperparameter, by name, with its default.
     pub hparams: RVec<HparamInfo>,
 }
 
@@ -76,6 +82,7 @@ pub struct PluginInfo {
 pub enum Init {
     /// U(-a, a), a = sqrt(6 / (rows + cols)).
     XavierUniform,
+    /// All zeros (biases).
     Zeros,
 }
 
@@ -83,9 +90,13 @@ pub enum Init {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug)]
 pub struct TableSpec {
+    /// The table's name (under the plugin's) in checkpoints and `model.safetensors`.
     pub name: RString,
+    /// Row count (users, items, or a layer's output size).
     pub rows: usize,
+    /// Column count.
     pub cols: usize,
+    /// How the host fills it before training.
     pub init: Init,
 }
 
@@ -93,8 +104,11 @@ pub struct TableSpec {
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TableLayout {
+    /// Index of the table's first value in the flat buffer.
     pub offset: usize,
+    /// Row count, as declared.
     pub rows: usize,
+    /// Column count, as declared.
     pub cols: usize,
 }
 
@@ -102,7 +116,9 @@ pub struct TableLayout {
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub struct ParamsRef<'a> {
+    /// Every table's values, row-major, one after the other.
     pub data: RSlice<'a, f32>,
+    /// Where each table lies in `data`, in declaration order.
     pub layout: RSlice<'a, TableLayout>,
 }
 
@@ -110,7 +126,9 @@ pub struct ParamsRef<'a> {
 #[repr(C)]
 #[derive(StableAbi)]
 pub struct GradsMut<'a> {
+    /// Every table's gradient, laid out as the parameters.
     pub data: RSliceMut<'a, f32>,
+    /// Where each table's gradient lies in `data`, in declaration order.
     pub layout: RSlice<'a, TableLayout>,
 }
 
@@ -118,11 +136,15 @@ pub struct GradsMut<'a> {
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub struct CsrView<'a> {
+    /// Row count.
     pub n_rows: usize,
+    /// Column count.
     pub n_cols: usize,
     /// `n_rows + 1` offsets into `indices` / `values`.
     pub indptr: RSlice<'a, usize>,
+    /// Column of each stored entry.
     pub indices: RSlice<'a, u32>,
+    /// Value of each stored entry.
     pub values: RSlice<'a, f32>,
 }
 
@@ -131,9 +153,13 @@ pub struct CsrView<'a> {
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub struct GraphView<'a> {
+    /// Users (the first rows and columns of `adj`).
     pub n_users: usize,
+    /// Items (the rows and columns after the users).
     pub n_items: usize,
+    /// Â, (n_users + n_items) square.
     pub adj: CsrView<'a>,
+    /// Âᵀ, for backward passes.
     pub adj_t: CsrView<'a>,
     /// 0 is the training graph; augmenter views follow in the order they were requested.
     pub view: u32,
@@ -168,8 +194,11 @@ impl Default for GraphSpec {
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub struct BatchView<'a> {
+    /// The user of each triple.
     pub users: RSlice<'a, u32>,
+    /// A train item of that user.
     pub pos: RSlice<'a, u32>,
+    /// A uniformly sampled item the user has no train interaction with.
     pub neg: RSlice<'a, u32>,
     /// 1-based epoch.
     pub epoch: u64,
@@ -184,9 +213,13 @@ pub struct BatchView<'a> {
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub struct EmbRef<'a> {
+    /// (n_users + n_items) × width values, row-major.
     pub data: RSlice<'a, f32>,
+    /// User rows (first).
     pub n_users: usize,
+    /// Item rows (after the users).
     pub n_items: usize,
+    /// Columns of every row.
     pub width: usize,
 }
 
@@ -194,9 +227,13 @@ pub struct EmbRef<'a> {
 #[repr(C)]
 #[derive(StableAbi)]
 pub struct EmbMut<'a> {
+    /// (n_users + n_items) × width values, row-major.
     pub data: RSliceMut<'a, f32>,
+    /// User rows (first).
     pub n_users: usize,
+    /// Item rows (after the users).
     pub n_items: usize,
+    /// Columns of every row.
     pub width: usize,
 }
 
@@ -204,7 +241,9 @@ pub struct EmbMut<'a> {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug)]
 pub struct LossTerm {
+    /// The column name in `epochs.csv` (e.g. `sdr`, `cl`).
     pub name: RString,
+    /// The term's value for the batch.
     pub value: f64,
 }
 
@@ -212,6 +251,7 @@ pub struct LossTerm {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug)]
 pub struct ViewSpec {
+    /// A name for logs and errors.
     pub name: RString,
     /// Path of a `user<TAB>item` file; relative paths resolve against the dataset folder.
     pub interactions: RString,
@@ -223,8 +263,11 @@ pub struct ViewSpec {
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub struct ProfilesRef<'a> {
+    /// Columns of both tables; 0 when there are none.
     pub dim: usize,
+    /// n_users × dim, row-major.
     pub users: RSlice<'a, f32>,
+    /// n_items × dim, row-major.
     pub items: RSlice<'a, f32>,
 }
 
@@ -243,10 +286,13 @@ impl ProfilesRef<'_> {
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub struct PluginEnv<'a> {
+    /// Users in the dataset (ids 0..n_users).
     pub n_users: usize,
+    /// Items in the dataset (ids 0..n_items).
     pub n_items: usize,
     /// The dataset folder (empty for the built-in synthetic dataset).
     pub data_dir: RStr<'a>,
+    /// The run seed (`train.seed`).
     pub seed: u64,
     /// Borrowed for the constructor call only: copy (or reduce) what you keep.
     pub profiles: ProfilesRef<'a>,
@@ -256,12 +302,19 @@ pub struct PluginEnv<'a> {
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy, Debug)]
 pub struct GemmSpec {
+    /// Rows of op(A) and C.
     pub m: usize,
+    /// Columns of op(B) and C.
     pub n: usize,
+    /// Columns of op(A), rows of op(B).
     pub k: usize,
+    /// op(A) = Aᵀ (A stored k × m).
     pub trans_a: bool,
+    /// op(B) = Bᵀ (B stored n × k).
     pub trans_b: bool,
+    /// Scale of the product.
     pub alpha: f32,
+    /// Scale of C's old value; 0 does not read C (BLAS convention).
     pub beta: f32,
 }
 
@@ -270,11 +323,15 @@ pub struct GemmSpec {
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub struct TopkRequest<'a> {
+    /// rows × dim query rows.
     pub queries: RSlice<'a, f32>,
+    /// n × dim item rows.
     pub items: RSlice<'a, f32>,
+    /// Columns of both.
     pub dim: usize,
     /// Row r lists the item ids to skip for query r (rows aligned with `queries`).
     pub exclude: CsrView<'a>,
+    /// Items kept per row.
     pub k: usize,
 }
 
@@ -285,9 +342,13 @@ pub struct TopkRequest<'a> {
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub struct SoftmaxStatsRequest<'a> {
+    /// rows × dim query rows.
     pub queries: RSlice<'a, f32>,
+    /// keys × dim key rows.
     pub keys: RSlice<'a, f32>,
+    /// Columns of both.
     pub dim: usize,
+    /// Softmax temperature.
     pub tau: f32,
 }
 
@@ -304,17 +365,21 @@ pub struct SoftCeRequest<'a> {
     pub users: RSlice<'a, f32>,
     /// N × dim model embeddings of all items.
     pub items: RSlice<'a, f32>,
+    /// Columns of `users` and `items`.
     pub dim: usize,
     /// B × target_dim unit-norm target rows.
     pub target_users: RSlice<'a, f32>,
     /// N × target_dim unit-norm target items.
     pub target_items: RSlice<'a, f32>,
+    /// Columns of `target_users` and `target_items`.
     pub target_dim: usize,
     /// B target log-normalisers.
     pub target_lse: RSlice<'a, f32>,
     /// B per-row weights (entropy weight × term weight / B, say).
     pub weights: RSlice<'a, f32>,
+    /// Temperature of the model softmax.
     pub tau: f32,
+    /// Temperature of the target softmax.
     pub target_tau: f32,
 }
 
@@ -327,11 +392,17 @@ pub struct SoftCeRequest<'a> {
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub struct InfoNceRequest<'a> {
+    /// n × dim anchor rows.
     pub a: RSlice<'a, f32>,
+    /// m × dim candidate rows (m >= n), row r the positive of `a_r`.
     pub b: RSlice<'a, f32>,
+    /// Columns of both.
     pub dim: usize,
+    /// Temperature of the cosine softmax.
     pub tau: f32,
+    /// Guard inside the log; 0 for the plain cross-entropy.
     pub eps: f32,
+    /// Factor on the summed loss (and its gradients).
     pub weight: f32,
 }
 
@@ -347,13 +418,21 @@ pub struct InfoNceRequest<'a> {
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub struct PairedNceRequest<'a> {
+    /// n × dim row embeddings.
     pub a: RSlice<'a, f32>,
+    /// m × dim column embeddings.
     pub b: RSlice<'a, f32>,
+    /// Columns of both.
     pub dim: usize,
+    /// m multiplicities `k_c`, or empty for all 1.
     pub col_counts: RSlice<'a, u32>,
+    /// Positive (row, column) pairs, flattened: `[r0, c0, r1, c1, …]`.
     pub pairs: RSlice<'a, u32>,
+    /// Temperature of the cosine softmax.
     pub tau: f32,
+    /// Guard inside the log; 0 for the plain cross-entropy.
     pub eps: f32,
+    /// Factor on the summed loss (and its gradients).
     pub weight: f32,
 }
 

@@ -1,3 +1,4 @@
+#![deny(missing_docs)]
 #![allow(non_local_definitions)] // emitted by abi_stable's #[sabi_trait] expansion
 #![allow(clippy::too_many_arguments)] // ABI methods mirror the training step's inputs one to one
 //! The promax plugin ABI and SDK.
@@ -7,6 +8,10 @@
 //! - [`sdk`]: safe traits ([`sdk::BackboneImpl`], [`sdk::AugmenterImpl`]) and the adapters
 //!   that turn them into ABI objects, catching panics at the boundary.
 //! - [`testing`]: finite-difference gradient checks any plugin author can run.
+//!
+//! Hyperparameters are a serde struct deriving [`JsonSchema`](schemars::JsonSchema) (from
+//! the prelude, with `#[schemars(crate = "promax_plugin_api::schemars")]`): each field's
+//! `///` comment is its doc in `promax plugins show`.
 //!
 //! A backbone plugin in full:
 //! ```ignore
@@ -24,6 +29,7 @@ pub mod testing;
 
 pub use abi::*;
 pub use abi_stable;
+pub use schemars;
 
 /// Everything a plugin author needs, in one import.
 pub mod prelude {
@@ -35,6 +41,7 @@ pub mod prelude {
         table, term, AugmenterImpl, BackboneImpl, Compute, Emb, EmbBuf, Env, Grads, Params,
         PluginMeta, PluginResult,
     };
+    pub use schemars::JsonSchema;
 }
 
 /// Gives the crate `pub fn root_module() -> PluginModRef` for a [`sdk::BackboneImpl`] type.
@@ -70,6 +77,7 @@ macro_rules! declare_augmenter {
 #[macro_export]
 macro_rules! export_plugin {
     ($root:path) => {
+        /// The symbol the host looks up when it loads this library.
         #[$crate::abi_stable::export_root_module]
         pub fn promax_export_root_module() -> $crate::PluginModRef {
             $root()

@@ -7,6 +7,7 @@
 //! the boundary and reported as errors.
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use abi_stable::{
@@ -14,6 +15,7 @@ use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{RErr, ROk, RResult, RSlice, RSliceMut, RStr, RString, RVec},
 };
+use schemars::JsonSchema;
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{Map, Value};
 
@@ -25,9 +27,13 @@ pub type PluginResult<T> = Result<T, String>;
 /// What a plugin's constructor learns about the run.
 #[derive(Clone, Debug)]
 pub struct Env<'a> {
+    /// Users in the dataset (ids 0..n_users).
     pub n_users: usize,
+    /// Items in the dataset (ids 0..n_items).
     pub n_items: usize,
+    /// The dataset folder (empty for the built-in synthetic dataset).
     pub data_dir: String,
+    /// The run seed (`train.seed`).
     pub seed: u64,
     /// The dataset's profile embeddings, if it has any (borrowed: copy what you keep).
     pub profiles: Option<Profiles<'a>>,
@@ -37,8 +43,11 @@ pub struct Env<'a> {
 /// row-major, finite (checked by the host).
 #[derive(Clone, Copy, Debug)]
 pub struct Profiles<'a> {
+    /// Columns of both tables (at least 1).
     pub dim: usize,
+    /// n_users × dim.
     pub users: &'a [f32],
+    /// n_items × dim.
     pub items: &'a [f32],
 }
 
@@ -85,6 +94,7 @@ pub struct Params<'a> {
 }
 
 impl<'a> Params<'a> {
+    /// A view of `data` laid out by `layout` (tests and host code; plugins are handed one).
     pub fn new(data: &'a [f32], layout: &'a [TableLayout]) -> Self {
         Params { data, layout }
     }
@@ -99,9 +109,11 @@ impl<'a> Params<'a> {
         let l = self.layout[k];
         &self.data[l.offset..l.offset + l.rows * l.cols]
     }
+    /// Where each table lies, in declaration order.
     pub fn layout(&self) -> &'a [TableLayout] {
         self.layout
     }
+    /// The ABI view, to pass on to another plugin call.
     pub fn to_abi(self) -> ParamsRef<'a> {
         ParamsRef {
             data: self.data.into(),
@@ -117,6 +129,7 @@ pub struct Grads<'a> {
 }
 
 impl<'a> Grads<'a> {
+    /// A view of `data` laid out by `layout` (tests and host code; plugins are handed one).
     pub fn new(data: &'a mut [f32], layout: &'a [TableLayout]) -> Self {
         Grads { data, layout }
     }
@@ -131,12 +144,14 @@ impl<'a> Grads<'a> {
         let l = self.layout[k];
         &mut self.data[l.offset..l.offset + l.rows * l.cols]
     }
+    /// A shorter-lived copy of this view, to lend out and keep using afterwards.
     pub fn reborrow(&mut self) -> Grads<'_> {
         Grads {
             data: self.data,
             layout: self.layout,
         }
     }
+    /// The ABI view, to pass on to another plugin call.
     pub fn to_abi(&mut self) -> GradsMut<'_> {
         GradsMut {
             data: (&mut *self.data).into(),
@@ -148,9 +163,13 @@ impl<'a> Grads<'a> {
 /// Node embeddings (users then items), read-only.
 #[derive(Clone, Copy)]
 pub struct Emb<'a> {
+    /// (n_users + n_items) × width values, row-major.
     pub data: &'a [f32],
+    /// User rows (first).
     pub n_users: usize,
+    /// Item rows (after the users).
     pub n_items: usize,
+    /// Columns of every row.
     pub width: usize,
 }
 
@@ -163,6 +182,7 @@ impl<'a> Emb<'a> {
             width: e.width,
         }
     }
+    /// The ABI view, to pass on to another plugin call.
     pub fn to_abi(self) -> EmbRef<'a> {
         EmbRef {
             data: self.data.into(),
@@ -171,16 +191,20 @@ impl<'a> Emb<'a> {
             width: self.width,
         }
     }
+    /// User `u`'s row.
     pub fn user(&self, u: usize) -> &'a [f32] {
         &self.data[u * self.width..(u + 1) * self.width]
     }
+    /// Item `i`'s row.
     pub fn item(&self, i: usize) -> &'a [f32] {
         let r = self.n_users + i;
         &self.data[r * self.width..(r + 1) * self.width]
     }
+    /// Every user row (n_users × width).
     pub fn users(&self) -> &'a [f32] {
         &self.data[..self.n_users * self.width]
     }
+    /// Every item row (n_items × width).
     pub fn items(&self) -> &'a [f32] {
         &self.data[self.n_users * self.width..]
     }
@@ -188,9 +212,13 @@ impl<'a> Emb<'a> {
 
 /// Node embeddings (users then items), writable: a forward output or a gradient buffer.
 pub struct EmbBuf<'a> {
+    /// (n_users + n_items) × width values, row-major.
     pub data: &'a mut [f32],
+    /// User rows (first).
     pub n_users: usize,
+    /// Item rows (after the users).
     pub n_items: usize,
+    /// Columns of every row.
     pub width: usize,
 }
 
@@ -203,6 +231,7 @@ impl<'a> EmbBuf<'a> {
             width: e.width,
         }
     }
+    /// The ABI view, to pass on to another plugin call.
     pub fn to_abi(&mut self) -> EmbMut<'_> {
         EmbMut {
             data: (&mut *self.data).into(),
@@ -211,6 +240,7 @@ impl<'a> EmbBuf<'a> {
             width: self.width,
         }
     }
+    /// A read-only view of the same buffer.
     pub fn as_emb(&self) -> Emb<'_> {
         Emb {
             data: self.data,
@@ -219,10 +249,12 @@ impl<'a> EmbBuf<'a> {
             width: self.width,
         }
     }
+    /// User `u`'s row, writable.
     pub fn user_mut(&mut self, u: usize) -> &mut [f32] {
         let w = self.width;
         &mut self.data[u * w..(u + 1) * w]
     }
+    /// Item `i`'s row, writable.
     pub fn item_mut(&mut self, i: usize) -> &mut [f32] {
         let (w, r) = (self.width, self.n_users + i);
         &mut self.data[r * w..(r + 1) * w]
@@ -239,6 +271,7 @@ fn lift<T>(r: RResult<T, RString>) -> PluginResult<T> {
 }
 
 impl<'a> Compute<'a> {
+    /// Wraps the kernel table a call was handed.
     pub fn new(k: KernelsRef<'a>) -> Self {
         Compute { k }
     }
@@ -314,29 +347,38 @@ impl<'a> Compute<'a> {
     }
 }
 
-/// Hyperparameters: a serde struct with a `Default` (the published settings).
-pub trait Hparams: Serialize + DeserializeOwned + Default {}
-impl<T: Serialize + DeserializeOwned + Default> Hparams for T {}
+/// Hyperparameters: a serde struct with a `Default` (the published settings), each field
+/// documented by its `///` comment. `#[derive(JsonSchema)]` with
+/// `#[schemars(crate = "promax_plugin_api::schemars")]` reads those comments for
+/// `promax plugins show`; a field without one is shown as [`UNDOCUMENTED`].
+pub trait Hparams: Serialize + DeserializeOwned + Default + JsonSchema {}
+impl<T: Serialize + DeserializeOwned + Default + JsonSchema> Hparams for T {}
 
 /// Static facts about a plugin type.
 pub trait PluginMeta {
+    /// The name configs use; unique among the plugins a host loads.
     const NAME: &'static str;
+    /// The plugin's version, usually `env!("CARGO_PKG_VERSION")`.
     const VERSION: &'static str;
+    /// One line for `promax plugins show`.
     const DESCRIPTION: &'static str;
+    /// The `[plugins.NAME]` table of a config, parsed over its defaults.
     type Hparams: Hparams;
-    /// One line per hyperparameter: (name, what it does). Every field needs one.
-    const HPARAM_DOCS: &'static [(&'static str, &'static str)];
 }
 
 /// A backbone, written as plain safe Rust.
 pub trait BackboneImpl: PluginMeta + Send + Sized + 'static {
     /// Validates the hyperparameters and builds the model; errors name the key.
     fn new(h: Self::Hparams, env: &Env<'_>) -> PluginResult<Self>;
+    /// Trainable tables, in the order of the flat parameter buffer.
     fn tables(&self) -> Vec<TableSpec>;
+    /// How the host builds the graph views (default: normalised A, no dropout).
     fn graph_spec(&self) -> GraphSpec {
         GraphSpec::default()
     }
+    /// Columns of the final embeddings.
     fn width(&self) -> usize;
+    /// Writes the final embeddings of every user and item into `out` (overwrites).
     fn forward(
         &mut self,
         k: &Compute<'_>,
@@ -344,6 +386,7 @@ pub trait BackboneImpl: PluginMeta + Send + Sized + 'static {
         graph: &GraphView<'_>,
         out: EmbBuf<'_>,
     ) -> PluginResult<()>;
+    /// Given dL/d(final embeddings), accumulates dL/d(params) into `grads`.
     fn backward(
         &mut self,
         k: &Compute<'_>,
@@ -370,13 +413,19 @@ pub trait BackboneImpl: PluginMeta + Send + Sized + 'static {
 
 /// An augmenter, written as plain safe Rust.
 pub trait AugmenterImpl: PluginMeta + Send + Sized + 'static {
+    /// Validates the hyperparameters and builds the augmenter; errors name the key.
     fn new(h: Self::Hparams, env: &Env<'_>) -> PluginResult<Self>;
+    /// Its own trainable tables (default: none).
     fn tables(&self) -> Vec<TableSpec> {
         Vec::new()
     }
+    /// Extra graph views beyond the training graph (default: none); `embs[1 + j]` of
+    /// [`loss`](Self::loss) is view `j` of this list.
     fn views(&self) -> Vec<ViewSpec> {
         Vec::new()
     }
+    /// Loss terms for the batch; accumulates gradients w.r.t. every view's embeddings into
+    /// `d_embs` (same order as `embs`) and w.r.t. its own tables into `grads`.
     fn loss(
         &mut self,
         k: &Compute<'_>,
@@ -512,21 +561,42 @@ fn default_text(v: &Value) -> String {
     }
 }
 
-/// The [`PluginInfo`] of a plugin type; hyperparameters come from its `Default` and docs.
+/// The doc of a hyperparameter whose field has no `///` comment: the gap shows in
+/// `promax plugins show` (and fails the built-in plugins' test) instead of an empty column.
+pub const UNDOCUMENTED: &str = "(undocumented: the field has no /// comment)";
+
+/// Each hyperparameter's `///` comment on one line, by its serde name.
+fn hparam_docs<H: Hparams>() -> BTreeMap<String, String> {
+    let schema = schemars::schema_for!(H);
+    let Some(Value::Object(fields)) = schema.get("properties") else {
+        return BTreeMap::new();
+    };
+    fields
+        .iter()
+        .filter_map(|(name, field)| {
+            // schemars splits a doc that opens with a `# heading` into title and description.
+            let text = |key| field.get(key).and_then(Value::as_str).unwrap_or_default();
+            let words: Vec<&str> = [text("title"), text("description")]
+                .into_iter()
+                .flat_map(str::split_whitespace)
+                .collect();
+            (!words.is_empty()).then(|| (name.clone(), words.join(" ")))
+        })
+        .collect()
+}
+
+/// The [`PluginInfo`] of a plugin type; hyperparameters come from its `Default` and the
+/// fields' `///` comments.
 pub fn plugin_info<P: PluginMeta>(kind: PluginKind) -> PluginInfo {
     let defaults = defaults_object::<P::Hparams>();
+    let docs = hparam_docs::<P::Hparams>();
     let hparams = defaults
         .iter()
         .map(|(name, v)| HparamInfo {
             name: name.as_str().into(),
             ty: json_type(v).into(),
             default: default_text(v).into(),
-            doc: P::HPARAM_DOCS
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, d)| *d)
-                .unwrap_or("")
-                .into(),
+            doc: docs.get(name).map_or(UNDOCUMENTED, String::as_str).into(),
         })
         .collect();
     PluginInfo {

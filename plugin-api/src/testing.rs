@@ -12,9 +12,13 @@ use crate::sdk::{Compute, Emb, EmbBuf, Env, Grads, Params};
 
 /// A tiny deterministic generator (SplitMix64) so checks need no extra dependency.
 #[derive(Clone, Debug)]
-pub struct SplitMix(pub u64);
+pub struct SplitMix(
+    /// The state: the seed, advanced by one constant per draw.
+    pub u64,
+);
 
 impl SplitMix {
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -39,8 +43,11 @@ impl SplitMix {
 /// One mismatch between an analytic and a numeric derivative.
 #[derive(Clone, Debug)]
 pub struct Mismatch {
+    /// The checked position in the parameter (or input) vector.
     pub index: usize,
+    /// The gradient the code under test computed.
     pub analytic: f64,
+    /// The central difference.
     pub numeric: f64,
 }
 
@@ -270,12 +277,19 @@ pub fn graph_view<'a>(n_users: usize, adj: CsrView<'a>, adj_t: CsrView<'a>) -> G
 /// Inputs of an augmenter gradient check: one embedding buffer per view (users then
 /// items, `width` columns) and a batch.
 pub struct AugmenterCase<'a> {
+    /// User rows of every view.
     pub n_users: usize,
+    /// Item rows of every view.
     pub n_items: usize,
+    /// Columns of every view.
     pub width: usize,
+    /// The views' embeddings, view 0 first, each (n_users + n_items) × width.
     pub views: Vec<Vec<f32>>,
+    /// The batch's users.
     pub users: &'a [u32],
+    /// The batch's positive items.
     pub pos: &'a [u32],
+    /// The batch's negative items.
     pub neg: &'a [u32],
 }
 

@@ -7,7 +7,7 @@ use promax_plugin_api::abi_stable::{
 };
 use promax_plugin_api::prelude::*;
 use promax_plugin_api::sdk::{
-    backbone_box, backbone_module, edit_distance, nearest, parse_hparams,
+    backbone_box, backbone_module, edit_distance, nearest, parse_hparams, UNDOCUMENTED,
 };
 use promax_plugin_api::testing::{finite_difference_check, layout_of};
 use promax_plugin_api::{
@@ -80,13 +80,22 @@ impl KernelTable for NoKernels {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Hyperparameters with every kind of default; `name` is left undocumented on purpose.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(crate = "promax_plugin_api::schemars")]
 struct H {
+    /// Embedding size, documented
+    /// over two lines.
     dim: usize,
+    /// # Keep rate
+    /// Of every edge.
     keep_rate: f32,
+    /// Scale.
     scale: f32,
+    /// Learning rate.
     lr: f64,
+    /// Sum layer 0.
     include_layer0: bool,
     name: String,
 }
@@ -112,7 +121,6 @@ impl PluginMeta for Boom {
     const VERSION: &'static str = "0.0.1";
     const DESCRIPTION: &'static str = "panics on purpose";
     type Hparams = H;
-    const HPARAM_DOCS: &'static [(&'static str, &'static str)] = &[];
 }
 
 impl BackboneImpl for Boom {
@@ -249,6 +257,27 @@ fn plugin_info_shows_defaults_as_written() {
             ("lr", "float", "0.001"),
             ("name", "string", "\"x\""),
             ("scale", "float", "1.0"),
+        ]
+    );
+}
+
+#[test]
+fn plugin_info_reads_field_docs_and_shows_a_missing_one() {
+    let info = backbone_module::<Boom>().info()().unwrap();
+    let docs: Vec<(&str, &str)> = info
+        .hparams
+        .iter()
+        .map(|h| (h.name.as_str(), h.doc.as_str()))
+        .collect();
+    assert_eq!(
+        docs,
+        [
+            ("dim", "Embedding size, documented over two lines."),
+            ("include_layer0", "Sum layer 0."),
+            ("keep_rate", "Keep rate Of every edge."),
+            ("lr", "Learning rate."),
+            ("name", UNDOCUMENTED),
+            ("scale", "Scale."),
         ]
     );
 }

@@ -4,13 +4,14 @@
 use promax_plugin_api::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// Hyperparameters; every field needs a line in `HPARAM_DOCS`.
-#[derive(Serialize, Deserialize)]
+/// Hyperparameters; each field's `///` comment is its doc in `promax plugins show`.
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
+#[schemars(crate = "promax_plugin_api::schemars")]
 pub struct Hparams {
-    /// Embedding size.
+    /// Embedding size (>= 1).
     pub dim: usize,
-    /// Constant factor applied to every final embedding.
+    /// Constant factor applied to every final embedding (> 0).
     pub scale: f32,
 }
 
@@ -35,10 +36,6 @@ impl PluginMeta for ScaledMf {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "MF with final embeddings multiplied by a constant";
     type Hparams = Hparams;
-    const HPARAM_DOCS: &'static [(&'static str, &'static str)] = &[
-        ("dim", "embedding size (>= 1)"),
-        ("scale", "constant factor on the final embeddings (> 0)"),
-    ];
 }
 
 impl BackboneImpl for ScaledMf {

@@ -8,7 +8,7 @@ use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::report::{bounds, pvalue, Report, Row};
+use super::results::{bounds, pvalue, Report, Row, Summary};
 
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -343,7 +343,7 @@ pub fn page(r: &Report, intro: &str) -> Result<String> {
     s.push_str("<h2>Efficiency</h2>\n<table>\n<tr><th class=\"l\">dataset</th><th class=\"l\">backbone</th><th class=\"l\">method</th><th>s/epoch</th><th>total s</th><th>epochs to best</th><th>epochs run</th></tr>\n");
     for row in &r.rows {
         let e = &row.efficiency;
-        let ms = |x: &super::report::Summary, d: usize| match x.std {
+        let ms = |x: &Summary, d: usize| match x.std {
             Some(sd) => format!("{} ± {}", fmt_num(x.mean, d), fmt_num(Some(sd), d)),
             None => fmt_num(x.mean, d),
         };

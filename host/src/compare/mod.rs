@@ -7,11 +7,13 @@
 //! - spec.rs: the compare file and the plan of cells (configs built by `config::load_layers`)
 //! - runner.rs: running the cells (child processes, resumable)
 //! - stats.rs: mean, sample std, paired t-test
+//! - results.rs: what the report shows (rows, curves), shared by its writers
 //! - report.rs: the statistics and the md / csv / json files
 //! - html.rs: report.html and its charts
 
 pub mod html;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod spec;
 pub mod stats;

@@ -6,12 +6,13 @@ use promax_plugin_api::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// LR-GCCF hyperparameters (defaults: the published configuration, REFERENCE.md).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
+#[schemars(crate = "promax_plugin_api::schemars")]
 pub struct GccfHparams {
-    /// Embedding size d of every layer; the output has d·(L+1) columns.
+    /// Embedding size d of every layer (>= 1); the output has d·(L+1) columns.
     pub dim: usize,
-    /// Propagation layers L.
+    /// Propagation layers L (>= 1).
     pub layers: usize,
 }
 
@@ -38,13 +39,6 @@ impl PluginMeta for Gccf {
     const DESCRIPTION: &'static str =
         "LR-GCCF: linear propagation over the self-looped graph, layers concatenated";
     type Hparams = GccfHparams;
-    const HPARAM_DOCS: &'static [(&'static str, &'static str)] = &[
-        (
-            "dim",
-            "embedding size d of every layer (>= 1); the output has d*(layers+1) columns",
-        ),
-        ("layers", "number of propagation layers L (>= 1)"),
-    ];
 }
 
 impl Gccf {

@@ -5,12 +5,13 @@ use promax_plugin_api::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// LightGCN hyperparameters (defaults: the RLMRec / published LightGCN configuration).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
+#[schemars(crate = "promax_plugin_api::schemars")]
 pub struct LightGcnHparams {
-    /// Embedding size.
+    /// Embedding size of every user and item (>= 1).
     pub dim: usize,
-    /// Propagation layers L.
+    /// Propagation layers L (>= 1).
     pub layers: usize,
     /// Sum E0 into the final embeddings (false: layers 1..L only, as in the ProMax code).
     pub include_layer0: bool,
@@ -45,18 +46,6 @@ impl PluginMeta for LightGcn {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "LightGCN: parameter-free propagation, layers summed";
     type Hparams = LightGcnHparams;
-    const HPARAM_DOCS: &'static [(&'static str, &'static str)] = &[
-        ("dim", "embedding size of every user and item (>= 1)"),
-        ("layers", "number of propagation layers L (>= 1)"),
-        (
-            "include_layer0",
-            "sum E0 into the output (false: E1..EL, as the ProMax code)",
-        ),
-        (
-            "keep_rate",
-            "training-time edge keep probability in (0, 1]; 1: no dropout",
-        ),
-    ];
 }
 
 /// `out = Σ_{l=s..L} Aˡ·x` (s = 0 with `include_layer0`, else 1), by Horner's rule
@@ -254,7 +243,6 @@ mod tests {
         const VERSION: &'static str = "0";
         const DESCRIPTION: &'static str = "a wrong gradient, on purpose";
         type Hparams = LightGcnHparams;
-        const HPARAM_DOCS: &'static [(&'static str, &'static str)] = &[];
     }
 
     impl BackboneImpl for DropsLayer {

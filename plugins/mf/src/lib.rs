@@ -4,10 +4,11 @@ use promax_plugin_api::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// MF hyperparameters.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
+#[schemars(crate = "promax_plugin_api::schemars")]
 pub struct MfHparams {
-    /// Embedding size.
+    /// Embedding size of every user and item (>= 1).
     pub dim: usize,
 }
 
@@ -29,8 +30,6 @@ impl PluginMeta for Mf {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "BPR-MF: final embeddings are the user and item tables";
     type Hparams = MfHparams;
-    const HPARAM_DOCS: &'static [(&'static str, &'static str)] =
-        &[("dim", "embedding size of every user and item (>= 1)")];
 }
 
 impl BackboneImpl for Mf {

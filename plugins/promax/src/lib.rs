@@ -4,7 +4,7 @@
 //! any backbone: it only sees final embeddings and returns their gradients.
 //!
 //! Follows the authors' code (BlueGhostYi/ProRec, `lightgcn_promax.py`) unless a
-//! hyperparameter says otherwise; see `HPARAM_DOCS`.
+//! hyperparameter says otherwise; see [`PromaxHparams`].
 
 use promax_kernels::pca::{reduce_profiles, ReduceOptions, Reduction};
 use promax_plugin_api::prelude::*;
@@ -12,20 +12,34 @@ use promax_plugin_api::{InfoNceRequest, PairedNceRequest, SoftCeRequest, Softmax
 use serde::{Deserialize, Serialize};
 
 /// ProMax hyperparameters (defaults: the published Amazon-Book settings).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
+#[schemars(crate = "promax_plugin_api::schemars")]
 pub struct PromaxHparams {
+    /// Supervised reshaping towards the profile softmax (needs [data.profiles]).
     pub sdr: bool,
+    /// Weight of the SDR term (Amazon 1.5, Yelp/Steam 0.5).
     pub sdr_weight: f32,
+    /// Self-supervised reshaping between the train and augmented graphs.
     pub s2dr: bool,
+    /// Weight of the S2DR term (Amazon 0.05, Yelp/Steam 0.1).
     pub s2dr_weight: f32,
+    /// Temperature of the model softmax and InfoNCE terms (0.2; Steam 0.5).
     pub tau: f32,
+    /// Temperature of the profile (target) softmax (published 0.2).
     pub profile_tau: f32,
+    /// PCA dimension of the profiles (published: the embedding size).
     pub profile_dim: usize,
+    /// "separate" (published: a basis per table) or "joint" (shared basis).
     pub reduction: String,
+    /// Scale PCA directions by 1/sqrt(eigenvalue) (published: true).
     pub whiten: bool,
+    /// Augmented interactions for S2DR: in the dataset folder, else relative to the working
+    /// directory.
     pub augmented: String,
+    /// Guard in -ln(P + eps) of the user/item InfoNCE (reference: 1e-5).
     pub infonce_eps: f32,
+    /// Floor of the entropy weight clamp(1 - H/ln N, floor, 1) (0.1).
     pub min_weight: f32,
 }
 
@@ -72,56 +86,6 @@ impl PluginMeta for Promax {
     const DESCRIPTION: &'static str =
         "ProMax: profile-guided supervised (SDR) and self-supervised (S2DR) distribution reshaping";
     type Hparams = PromaxHparams;
-    const HPARAM_DOCS: &'static [(&'static str, &'static str)] = &[
-        (
-            "sdr",
-            "supervised reshaping towards the profile softmax (needs [data.profiles])",
-        ),
-        (
-            "sdr_weight",
-            "weight of the SDR term (Amazon 1.5, Yelp/Steam 0.5)",
-        ),
-        (
-            "s2dr",
-            "self-supervised reshaping between the train and augmented graphs",
-        ),
-        (
-            "s2dr_weight",
-            "weight of the S2DR term (Amazon 0.05, Yelp/Steam 0.1)",
-        ),
-        (
-            "tau",
-            "temperature of the model softmax and InfoNCE terms (0.2; Steam 0.5)",
-        ),
-        (
-            "profile_tau",
-            "temperature of the profile (target) softmax (published 0.2)",
-        ),
-        (
-            "profile_dim",
-            "PCA dimension of the profiles (published: the embedding size)",
-        ),
-        (
-            "reduction",
-            "\"separate\" (published: a basis per table) or \"joint\" (shared basis)",
-        ),
-        (
-            "whiten",
-            "scale PCA directions by 1/sqrt(eigenvalue) (published: true)",
-        ),
-        (
-            "augmented",
-            "augmented interactions for S2DR: in the dataset folder, else relative to the working directory",
-        ),
-        (
-            "infonce_eps",
-            "guard in -ln(P + eps) of the user/item InfoNCE (reference: 1e-5)",
-        ),
-        (
-            "min_weight",
-            "floor of the entropy weight clamp(1 - H/ln N, floor, 1) (0.1)",
-        ),
-    ];
 }
 
 fn unit_rows(x: &mut [f32], dim: usize) {

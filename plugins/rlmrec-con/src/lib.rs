@@ -14,12 +14,17 @@ use promax_plugin_api::PairedNceRequest;
 use serde::{Deserialize, Serialize};
 
 /// RLMRec-Con hyperparameters (defaults: the published Amazon-Book / Yelp settings).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
+#[schemars(crate = "promax_plugin_api::schemars")]
 pub struct RlmrecConHparams {
+    /// Weight of the alignment term, kd_weight (Amazon/Yelp 1e-2, Steam 1e-3).
     pub weight: f32,
+    /// InfoNCE temperature, kd_temperature (Amazon/Yelp 0.2, Steam 0.1).
     pub tau: f32,
+    /// The backbone's embedding width the MLP maps into (LR-GCCF: dim·(layers+1)).
     pub width: usize,
+    /// Hidden width of the MLP; 0 = (profile dim + width) / 2, as the reference.
     pub hidden: usize,
 }
 
@@ -217,24 +222,6 @@ impl PluginMeta for RlmrecCon {
     const DESCRIPTION: &'static str =
         "RLMRec-Con: contrastive alignment of embeddings with MLP-mapped LLM profile embeddings";
     type Hparams = RlmrecConHparams;
-    const HPARAM_DOCS: &'static [(&'static str, &'static str)] = &[
-        (
-            "weight",
-            "weight of the alignment term, kd_weight (Amazon/Yelp 1e-2, Steam 1e-3)",
-        ),
-        (
-            "tau",
-            "InfoNCE temperature, kd_temperature (Amazon/Yelp 0.2, Steam 0.1)",
-        ),
-        (
-            "width",
-            "the backbone's embedding width the MLP maps into (LR-GCCF: dim·(layers+1))",
-        ),
-        (
-            "hidden",
-            "hidden width of the MLP; 0 = (profile dim + width) / 2, as the reference",
-        ),
-    ];
 }
 
 /// The distinct values of `slots` (sorted), and for each slot the index of its value.

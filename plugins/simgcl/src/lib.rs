@@ -9,18 +9,20 @@ use promax_plugin_api::PairedNceRequest;
 use serde::{Deserialize, Serialize};
 
 /// SimGCL hyperparameters (defaults: the published Amazon-Book configuration).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
+#[schemars(crate = "promax_plugin_api::schemars")]
 pub struct SimGclHparams {
-    /// Embedding size.
+    /// Embedding size of every user and item (>= 1).
     pub dim: usize,
-    /// Propagation layers L.
+    /// Propagation layers L (>= 1).
     pub layers: usize,
-    /// Noise magnitude: each perturbed layer adds `eps · sign(E) ⊙ (a random unit row)`.
+    /// Noise magnitude (>= 0): each perturbed layer adds `eps · sign(E) ⊙ (a random unit
+    /// row)`.
     pub eps: f32,
-    /// Weight of the contrastive loss (which is then divided by the batch size).
+    /// Weight of the contrastive loss (>= 0), which is then divided by the batch size.
     pub cl_weight: f32,
-    /// InfoNCE temperature τ.
+    /// InfoNCE temperature τ (> 0).
     pub cl_tau: f32,
 }
 
@@ -55,13 +57,6 @@ impl PluginMeta for SimGcl {
     const DESCRIPTION: &'static str =
         "SimGCL: LightGCN plus InfoNCE between two noise-perturbed views";
     type Hparams = SimGclHparams;
-    const HPARAM_DOCS: &'static [(&'static str, &'static str)] = &[
-        ("dim", "embedding size of every user and item (>= 1)"),
-        ("layers", "number of propagation layers L (>= 1)"),
-        ("eps", "noise size (>= 0) added after every layer"),
-        ("cl_weight", "contrastive weight (>= 0), over batch size"),
-        ("cl_tau", "InfoNCE temperature (> 0)"),
-    ];
 }
 
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
