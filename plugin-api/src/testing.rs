@@ -13,6 +13,7 @@ use abi_stable::std_types::RVec;
 mod graph;
 mod pca;
 mod reference;
+mod softmax;
 
 pub use crate::sdk::rng::SplitMix;
 pub use graph::{bipartite_adjacency, drop_edges, Csr};
