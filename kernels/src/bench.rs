@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use promax_plugin_api::sdk::rows::unit_rows;
 use promax_plugin_api::testing::SplitMix;
 use promax_plugin_api::{GemmSpec, SoftCeRequest, SoftmaxStatsRequest};
 
@@ -50,8 +51,9 @@ pub fn bench_sdr(
         |len: usize| -> Vec<f32> { (0..len).map(|_| rng.symmetric(1.0) as f32).collect() };
     let users = random(b * d);
     let items = random(n * d);
-    let target_users = unit_rows(random(b * d), d);
-    let target_items = unit_rows(random(n * d), d);
+    let (mut target_users, mut target_items) = (random(b * d), random(n * d));
+    unit_rows(&mut target_users, d);
+    unit_rows(&mut target_items, d);
     let weights: Vec<f32> = random(b)
         .iter()
         .map(|&x| (0.55 + 0.45 * x) / b.max(1) as f32)
@@ -124,16 +126,6 @@ fn best_of(
         best = best.min(start.elapsed());
     }
     Ok(best)
-}
-
-fn unit_rows(mut x: Vec<f32>, d: usize) -> Vec<f32> {
-    for r in x.chunks_exact_mut(d) {
-        let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            r.iter_mut().for_each(|v| *v /= norm);
-        }
-    }
-    x
 }
 
 #[cfg(test)]

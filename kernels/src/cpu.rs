@@ -1,16 +1,10 @@
 //! The CPU backend of the plugin kernel table.
 
-use std::any::Any;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-use abi_stable::{
-    sabi_trait::TD_Opaque,
-    sabi_types::RRef,
-    std_types::{RErr, ROk, RResult, RSlice, RSliceMut, RString},
-};
+use abi_stable::std_types::{RErr, ROk, RResult, RSlice, RSliceMut, RString};
+use promax_plugin_api::sdk::catch_panic;
 use promax_plugin_api::{
-    CsrView, GemmSpec, InfoNceRequest, KernelTable, KernelTable_TO, KernelsRef, PairedNceRequest,
-    SoftCeRequest, SoftmaxStatsRequest, TopkRequest,
+    kernels_ref, CsrView, GemmSpec, InfoNceRequest, KernelTable, KernelsRef, PairedNceRequest,
+    ReduceRequest, SoftCeRequest, SoftmaxStatsRequest, TopkRequest,
 };
 
 use crate::KernelError;
@@ -28,38 +22,16 @@ impl CpuKernels {
     // object built from the reference, not a reference to a field).
     #[allow(clippy::should_implement_trait)]
     pub fn as_ref(&self) -> KernelsRef<'_> {
-        KernelTable_TO::from_ptr(RRef::new(self), TD_Opaque)
+        kernels_ref(self)
     }
 }
 
 /// Runs a kernel, turning its error or panic into the ABI's error text.
-fn guarded(kernel: &str, f: impl FnOnce() -> Result<(), KernelError>) -> RResult<(), RString> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => ROk(()),
-        Ok(Err(e)) => RErr(e.to_string().into()),
-        Err(payload) => RErr(format!("{kernel}: panicked: {}", panic_text(&*payload)).into()),
-    }
-}
-
-/// [`guarded`] for kernels that return a value (a loss).
-fn guarded_value<T>(
-    kernel: &str,
-    f: impl FnOnce() -> Result<T, KernelError>,
-) -> RResult<T, RString> {
-    match catch_unwind(AssertUnwindSafe(f)) {
+fn guarded<T>(kernel: &str, f: impl FnOnce() -> Result<T, KernelError>) -> RResult<T, RString> {
+    match catch_panic(f) {
         Ok(Ok(v)) => ROk(v),
         Ok(Err(e)) => RErr(e.to_string().into()),
-        Err(payload) => RErr(format!("{kernel}: panicked: {}", panic_text(&*payload)).into()),
-    }
-}
-
-fn panic_text(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "(no message)"
+        Err(p) => RErr(format!("{kernel}: panicked: {p}").into()),
     }
 }
 
@@ -121,7 +93,7 @@ impl KernelTable for CpuKernels {
         d_users: RSliceMut<'_, f32>,
         d_items: RSliceMut<'_, f32>,
     ) -> RResult<f64, RString> {
-        guarded_value("soft_ce_all_items", || {
+        guarded("soft_ce_all_items", || {
             crate::softmax::soft_ce_all_items(
                 &req,
                 d_users.into_mut_slice(),
@@ -136,7 +108,7 @@ impl KernelTable for CpuKernels {
         d_a: RSliceMut<'_, f32>,
         d_b: RSliceMut<'_, f32>,
     ) -> RResult<f64, RString> {
-        guarded_value("info_nce", || {
+        guarded("info_nce", || {
             crate::infonce::info_nce(&req, d_a.into_mut_slice(), d_b.into_mut_slice())
         })
     }
@@ -147,8 +119,19 @@ impl KernelTable for CpuKernels {
         d_a: RSliceMut<'_, f32>,
         d_b: RSliceMut<'_, f32>,
     ) -> RResult<f64, RString> {
-        guarded_value("info_nce_pairs", || {
+        guarded("info_nce_pairs", || {
             crate::infonce::info_nce_pairs(&req, d_a.into_mut_slice(), d_b.into_mut_slice())
+        })
+    }
+
+    fn reduce_profiles(
+        &self,
+        req: ReduceRequest<'_>,
+        out_users: RSliceMut<'_, f32>,
+        out_items: RSliceMut<'_, f32>,
+    ) -> RResult<(), RString> {
+        guarded("reduce_profiles", || {
+            crate::pca::reduce_into(&req, out_users.into_mut_slice(), out_items.into_mut_slice())
         })
     }
 }
@@ -289,7 +272,7 @@ mod tests {
 
     #[test]
     fn panics_are_caught() {
-        let r = guarded("test", || panic!("boom {}", 1));
+        let r = guarded::<()>("test", || panic!("boom {}", 1));
         assert_eq!(
             r.into_result().map_err(RString::into_string),
             Err("test: panicked: boom 1".to_string())

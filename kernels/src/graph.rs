@@ -1,5 +1,7 @@
 //! The normalised user–item graph of LightGCN-style models, and training-time edge dropout.
 
+use promax_plugin_api::sdk::rng::{draw, unit_f64};
+
 use crate::csr::CsrMatrix;
 
 /// The symmetric-normalised bipartite adjacency `Â = D^-1/2 A D^-1/2` over `n_users + n_items`
@@ -132,15 +134,14 @@ impl EdgeDropout {
         d.indices.clear();
         d.values.clear();
         d.indptr.push(0);
-        let key = mix64(seed);
-        // Compare 53 random bits as an exact fraction of 2^53 with keep_rate, so that
-        // keep_rate = 1 keeps every entry and 0 none.
+        // Draw e + 1 of the stream `draw(seed, 1)`: the draws this dropout has always made,
+        // so runs repeat across versions. 53 random bits, an exact fraction of 2^53, against
+        // keep_rate: keep_rate = 1 keeps every entry and 0 none.
+        let key = draw(seed, 1);
         let keep = f64::from(keep_rate);
         for r in 0..adj.n_rows {
             for e in adj.indptr[r]..adj.indptr[r + 1] {
-                let h = mix64(key.wrapping_add((e as u64).wrapping_mul(GOLDEN)));
-                let u = (h >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-                if u < keep {
+                if unit_f64(draw(key, e as u64 + 1)) < keep {
                     d.indices.push(adj.indices[e]);
                     d.values.push(adj.values[e]);
                 }
@@ -150,17 +151,6 @@ impl EdgeDropout {
         self.dropped.transpose_into(&mut self.dropped_t);
         (&self.dropped, &self.dropped_t)
     }
-}
-
-const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// SplitMix64's output function: a bijective mix, so distinct counters give independent-
-/// looking bits.
-fn mix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(GOLDEN);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

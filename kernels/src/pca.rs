@@ -37,18 +37,14 @@ use faer::linalg::evd::{self, EvdError};
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
+use promax_plugin_api::ReduceRequest;
 use rayon::prelude::*;
 
-use crate::KernelError;
+use crate::{check_len, KernelError};
 
-/// How user and item profiles are reduced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reduction {
-    /// One PCA per table (the published ProMax code).
-    Separate,
-    /// One PCA fitted on the users' and items' rows together, applied to both tables.
-    Joint,
-}
+/// How user and item profiles are reduced: the ABI's enum, so that the kernel table's
+/// `reduce_profiles` and the host's own calls share one type.
+pub use promax_plugin_api::Reduction;
 
 /// Settings of [`reduce_profiles`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +115,38 @@ pub fn reduce_profiles(
             ))
         }
     }
+}
+
+/// [`reduce_profiles`] for the kernel table: the request's options, outputs written into
+/// `out_users` (n_users × dim) and `out_items` (n_items × dim).
+pub fn reduce_into(
+    req: &ReduceRequest<'_>,
+    out_users: &mut [f32],
+    out_items: &mut [f32],
+) -> Result<(), KernelError> {
+    let opts = ReduceOptions {
+        dim: req.dim,
+        mode: req.mode,
+        whiten: req.whiten,
+    };
+    let (users, items) = reduce_profiles(&req.users, &req.items, req.in_dim, &opts)?;
+    for (arg, out, want) in [
+        ("out_users", &*out_users, &users),
+        ("out_items", &*out_items, &items),
+    ] {
+        let (rows, dim) = (want.len() / req.dim.max(1), req.dim);
+        let (got, want) = (out.len(), want.len());
+        check_len(
+            "reduce_profiles",
+            arg,
+            got,
+            want,
+            format_args!("rows × dim = {rows} × {dim}"),
+        )?;
+    }
+    out_users.copy_from_slice(&users);
+    out_items.copy_from_slice(&items);
+    Ok(())
 }
 
 /// Fits one PCA on the rows of all `tables` (named, row-major, `in_dim` columns) taken
@@ -358,6 +386,7 @@ fn centred_transposed<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use promax_plugin_api::testing::{covariance, jacobi_eigen};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -377,88 +406,10 @@ mod tests {
         out
     }
 
-    /// Covariance by explicit loops (f64, n − 1 divisor), as numpy's np.cov.
-    fn ref_cov(x: &[f32], d: usize) -> (Vec<f64>, Vec<f64>) {
-        let n = x.len() / d;
-        let mut mean = vec![0.0; d];
-        for r in 0..n {
-            for j in 0..d {
-                mean[j] += f64::from(x[r * d + j]) / n as f64;
-            }
-        }
-        let mut c = vec![0.0; d * d];
-        for r in 0..n {
-            for a in 0..d {
-                for b in 0..d {
-                    c[a * d + b] += (f64::from(x[r * d + a]) - mean[a])
-                        * (f64::from(x[r * d + b]) - mean[b])
-                        / (n - 1) as f64;
-                }
-            }
-        }
-        (mean, c)
-    }
-
-    /// Cyclic Jacobi eigenvalue algorithm: (eigenvalues descending, eigenvectors as columns
-    /// of a d × d row-major matrix).
-    fn jacobi(mut a: Vec<f64>, d: usize) -> (Vec<f64>, Vec<f64>) {
-        let mut v = vec![0.0; d * d];
-        for i in 0..d {
-            v[i * d + i] = 1.0;
-        }
-        for _sweep in 0..100 {
-            let off: f64 = (0..d)
-                .flat_map(|p| (0..d).filter(move |&q| q != p).map(move |q| (p, q)))
-                .map(|(p, q)| a[p * d + q] * a[p * d + q])
-                .sum();
-            if off < 1e-30 {
-                break;
-            }
-            for p in 0..d {
-                for q in p + 1..d {
-                    let apq = a[p * d + q];
-                    if apq.abs() < 1e-300 {
-                        continue;
-                    }
-                    let theta = (a[q * d + q] - a[p * d + p]) / (2.0 * apq);
-                    let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                    let t = if theta == 0.0 { 1.0 } else { t };
-                    let c = 1.0 / (t * t + 1.0).sqrt();
-                    let s = t * c;
-                    for k in 0..d {
-                        let (akp, akq) = (a[k * d + p], a[k * d + q]);
-                        a[k * d + p] = c * akp - s * akq;
-                        a[k * d + q] = s * akp + c * akq;
-                    }
-                    for k in 0..d {
-                        let (apk, aqk) = (a[p * d + k], a[q * d + k]);
-                        a[p * d + k] = c * apk - s * aqk;
-                        a[q * d + k] = s * apk + c * aqk;
-                    }
-                    for k in 0..d {
-                        let (vkp, vkq) = (v[k * d + p], v[k * d + q]);
-                        v[k * d + p] = c * vkp - s * vkq;
-                        v[k * d + q] = s * vkp + c * vkq;
-                    }
-                }
-            }
-        }
-        let mut order: Vec<usize> = (0..d).collect();
-        order.sort_by(|&i, &j| a[j * d + j].total_cmp(&a[i * d + i]));
-        let vals = order.iter().map(|&i| a[i * d + i]).collect();
-        let mut vecs = vec![0.0; d * d];
-        for (new, &old) in order.iter().enumerate() {
-            for k in 0..d {
-                vecs[k * d + new] = v[k * d + old];
-            }
-        }
-        (vals, vecs)
-    }
-
     /// The straightforward reduction: loops, Jacobi, optional whitening.
     fn ref_reduce(x: &[f32], d: usize, dim: usize, whiten: bool) -> Vec<f64> {
-        let (mean, c) = ref_cov(x, d);
-        let (vals, vecs) = jacobi(c, d);
+        let (mean, c) = covariance(x, d);
+        let (vals, vecs) = jacobi_eigen(c, d);
         let n = x.len() / d;
         let mut out = vec![0.0; n * dim];
         for r in 0..n {
@@ -533,7 +484,7 @@ mod tests {
         }
         // The fitted eigenvalues are the reference's top ones.
         let fit = fit_pca(&[("users", &users)], d, dim).unwrap();
-        let (vals, _) = jacobi(ref_cov(&users, d).1, d);
+        let (vals, _) = jacobi_eigen(covariance(&users, d).1, d);
         for j in 0..dim {
             assert!((fit.eigenvalues[j] - vals[j]).abs() < 1e-9 * vals[0], "{j}");
         }

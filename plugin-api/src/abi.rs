@@ -15,8 +15,9 @@ use abi_stable::{
     declare_root_module_statics,
     library::RootModule,
     package_version_strings, sabi_trait,
+    sabi_trait::TD_Opaque,
     sabi_types::{RRef, VersionStrings},
-    std_types::{RBox, RResult, RSlice, RSliceMut, RStr, RString, RVec},
+    std_types::{RBox, RErr, RResult, RSlice, RSliceMut, RStr, RString, RVec},
     StableAbi,
 };
 
@@ -436,6 +437,40 @@ pub struct PairedNceRequest<'a> {
     pub weight: f32,
 }
 
+/// How [`ReduceRequest`] fits its PCA basis.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduction {
+    /// One PCA per table (the published ProMax code): users and items live in unrelated
+    /// bases.
+    Separate,
+    /// One PCA fitted on the users' and items' rows together, applied to both tables, so a
+    /// user–item cosine keeps its meaning.
+    Joint,
+}
+
+/// PCA reduction of user and item profile tables (row-major, `in_dim` columns) to `dim`
+/// columns, as ProMax prepares its targets (docs/methods.md): centre by the column mean,
+/// covariance `Xcᵀ Xc / (n − 1)` in f64, top `dim` eigenvectors (each flipped so that its
+/// largest-magnitude component is positive), optionally whitened by `1 / sqrt(λ)`, then
+/// `Xc · U_d`. Whitening a direction with ~zero variance is an error, not a clamp.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct ReduceRequest<'a> {
+    /// n_users × in_dim user profiles.
+    pub users: RSlice<'a, f32>,
+    /// n_items × in_dim item profiles.
+    pub items: RSlice<'a, f32>,
+    /// Columns of the input tables.
+    pub in_dim: usize,
+    /// Columns of the output tables (at most `in_dim`, and below the fitted rows).
+    pub dim: usize,
+    /// Separate or joint basis.
+    pub mode: Reduction,
+    /// Scale output column `j` by `1 / sqrt(λ_j)` (identity covariance).
+    pub whiten: bool,
+}
+
 /// The compute operations the host lends to plugins. The host picks the backend (CPU with
 /// rayon, or CUDA), so plugin code never chooses a device.
 #[sabi_trait]
@@ -504,10 +539,32 @@ pub trait KernelTable: Send + Sync {
         d_a: RSliceMut<'_, f32>,
         d_b: RSliceMut<'_, f32>,
     ) -> RResult<f64, RString>;
+
+    /// See [`ReduceRequest`]: OVERWRITES `out_users` (n_users × dim) and `out_items`
+    /// (n_items × dim). Added after the prefix with a default body: in a table built by a
+    /// host from before it, the call runs that body, which returns an error.
+    fn reduce_profiles(
+        &self,
+        req: ReduceRequest<'_>,
+        out_users: RSliceMut<'_, f32>,
+        out_items: RSliceMut<'_, f32>,
+    ) -> RResult<(), RString> {
+        let _ = (req, out_users, out_items);
+        RErr(
+            "this host's kernel table has no `reduce_profiles` (it predates it): \
+              update the host"
+                .into(),
+        )
+    }
 }
 
 /// How plugins receive the kernel table: borrowed for the duration of one call.
 pub type KernelsRef<'a> = KernelTable_TO<'a, RRef<'a, ()>>;
+
+/// Borrows a kernel table as the ABI object plugins receive.
+pub fn kernels_ref<K: KernelTable>(k: &K) -> KernelsRef<'_> {
+    KernelTable_TO::from_ptr(RRef::new(k), TD_Opaque)
+}
 
 /// A backbone: parameters → final user and item embeddings for a graph view.
 #[sabi_trait]

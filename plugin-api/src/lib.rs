@@ -6,8 +6,11 @@
 //! - [`abi`]: the `#[repr(C)]`, layout-checked types and trait objects that cross the
 //!   boundary between the `promax` host and a plugin library.
 //! - [`sdk`]: safe traits ([`sdk::BackboneImpl`], [`sdk::AugmenterImpl`]) and the adapters
-//!   that turn them into ABI objects, catching panics at the boundary.
-//! - [`testing`]: finite-difference gradient checks any plugin author can run.
+//!   that turn them into ABI objects, catching panics at the boundary; the helpers every
+//!   plugin shares: [`sdk::rows`] (gather, scatter, distinct ids, node tables),
+//!   [`sdk::rng`] (seeded SplitMix64 streams), [`sdk::propagate`] (LightGCN's layer sum).
+//! - [`testing`]: finite-difference gradient checks any plugin author can run, and a
+//!   reference kernel table and graph builder, so plugin tests need no compute backend.
 //!
 //! Hyperparameters are a serde struct deriving [`JsonSchema`](schemars::JsonSchema) (from
 //! the prelude, with `#[schemars(crate = "promax_plugin_api::schemars")]`): each field's

@@ -21,6 +21,10 @@ use serde_json::{Map, Value};
 
 use crate::abi::*;
 
+pub mod propagate;
+pub mod rng;
+pub mod rows;
+
 /// A plugin-side result; the message reaches the user prefixed with the plugin name.
 pub type PluginResult<T> = Result<T, String>;
 
@@ -259,6 +263,14 @@ impl<'a> EmbBuf<'a> {
         let (w, r) = (self.width, self.n_users + i);
         &mut self.data[r * w..(r + 1) * w]
     }
+    /// The user rows, writable.
+    pub fn users_mut(&mut self) -> &mut [f32] {
+        &mut self.data[..self.n_users * self.width]
+    }
+    /// The item rows, writable.
+    pub fn items_mut(&mut self) -> &mut [f32] {
+        &mut self.data[self.n_users * self.width..]
+    }
 }
 
 /// The host's kernels, as seen by plugin code.
@@ -340,6 +352,18 @@ impl<'a> Compute<'a> {
         d_b: &mut [f32],
     ) -> PluginResult<f64> {
         lift(self.k.info_nce_pairs(req, d_a.into(), d_b.into()))
+    }
+    /// PCA reduction of profile tables, outputs overwritten; see [`ReduceRequest`].
+    pub fn reduce_profiles(
+        &self,
+        req: ReduceRequest<'_>,
+        out_users: &mut [f32],
+        out_items: &mut [f32],
+    ) -> PluginResult<()> {
+        lift(
+            self.k
+                .reduce_profiles(req, out_users.into(), out_items.into()),
+        )
     }
     /// The underlying ABI object, to pass on to another plugin call.
     pub fn raw(&self) -> KernelsRef<'_> {
@@ -437,14 +461,21 @@ pub trait AugmenterImpl: PluginMeta + Send + Sized + 'static {
     ) -> PluginResult<Vec<LossTerm>>;
 }
 
-fn panic_message(payload: Box<dyn Any + Send>) -> String {
+/// The text of a caught panic's payload (`panic!` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
+        s
     } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
+        s
     } else {
-        "unknown panic payload".to_owned()
+        "unknown panic payload"
     }
+}
+
+/// Runs `f`, turning a panic into `Err` with its message: what every side of the ABI needs
+/// before a result crosses it (an unwinding panic must not).
+pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(&*p).to_owned())
 }
 
 /// Runs plugin code so that neither a panic nor an error crosses the FFI boundary raw.
@@ -453,12 +484,10 @@ fn guarded<T>(
     what: &str,
     f: impl FnOnce() -> PluginResult<T>,
 ) -> RResult<T, RString> {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match catch_panic(f) {
         Ok(Ok(v)) => ROk(v),
         Ok(Err(e)) => RErr(format!("plugin `{plugin}`: {what}: {e}").into()),
-        Err(p) => {
-            RErr(format!("plugin `{plugin}` panicked in {what}: {}", panic_message(p)).into())
-        }
+        Err(p) => RErr(format!("plugin `{plugin}` panicked in {what}: {p}").into()),
     }
 }
 

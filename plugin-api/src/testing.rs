@@ -4,41 +4,24 @@
 //! object exactly as the host would (forward, backward through the kernel table) on a test
 //! loss `L = Σ c ⊙ out + ½ Σ out²` and compares every sampled parameter's analytic gradient
 //! with a central difference computed in f64.
+//!
+//! Plugin tests need no compute backend: [`ReferenceKernels`] is a kernel table of plain
+//! loops, and [`bipartite_adjacency`] / [`drop_edges`] build the graphs the host would.
 
 use abi_stable::std_types::RVec;
 
+mod graph;
+mod pca;
+mod reference;
+mod softmax;
+
+pub use crate::sdk::rng::SplitMix;
+pub use graph::{bipartite_adjacency, drop_edges, Csr};
+pub use pca::{covariance, jacobi_eigen};
+pub use reference::ReferenceKernels;
+
 use crate::abi::*;
 use crate::sdk::{Compute, Emb, EmbBuf, Env, Grads, Params};
-
-/// A tiny deterministic generator (SplitMix64) so checks need no extra dependency.
-#[derive(Clone, Debug)]
-pub struct SplitMix(
-    /// The state: the seed, advanced by one constant per draw.
-    pub u64,
-);
-
-impl SplitMix {
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Uniform in [-a, a).
-    pub fn symmetric(&mut self, a: f64) -> f64 {
-        (2.0 * self.uniform() - 1.0) * a
-    }
-    /// `n` values uniform in [-1, 1).
-    pub fn noise(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.symmetric(1.0) as f32).collect()
-    }
-}
 
 /// One mismatch between an analytic and a numeric derivative.
 #[derive(Clone, Debug)]

@@ -2,6 +2,7 @@
 //! The smallest complete third-party backbone: hyperparameters, tables, forward, backward.
 
 use promax_plugin_api::prelude::*;
+use promax_plugin_api::sdk::rows::{add_node_gradient, node_tables, stack_nodes};
 use serde::{Deserialize, Serialize};
 
 /// Hyperparameters; each field's `///` comment is its doc in `promax plugins show`.
@@ -55,10 +56,7 @@ impl BackboneImpl for ScaledMf {
     }
 
     fn tables(&self) -> Vec<TableSpec> {
-        vec![
-            table("user_emb", self.n_users, self.h.dim, Init::XavierUniform),
-            table("item_emb", self.n_items, self.h.dim, Init::XavierUniform),
-        ]
+        node_tables(self.n_users, self.n_items, self.h.dim)
     }
 
     fn graph_spec(&self) -> GraphSpec {
@@ -73,14 +71,8 @@ impl BackboneImpl for ScaledMf {
     }
 
     fn forward(&mut self, _: &Compute, p: Params, _: &GraphView, out: EmbBuf) -> PluginResult<()> {
-        let e0 = p.table(0).iter().chain(p.table(1));
-        if out.data.len() != p.table(0).len() + p.table(1).len() {
-            return Err("output size does not match the tables".into());
-        }
-        out.data
-            .iter_mut()
-            .zip(e0)
-            .for_each(|(o, e)| *o = self.h.scale * e);
+        stack_nodes(&p, out.data)?;
+        out.data.iter_mut().for_each(|o| *o *= self.h.scale);
         Ok(())
     }
 
@@ -92,19 +84,8 @@ impl BackboneImpl for ScaledMf {
         d: Emb,
         mut g: Grads,
     ) -> PluginResult<()> {
-        let nu = g.table_mut(0).len();
-        if d.data.len() != nu + g.table_mut(1).len() {
-            return Err("gradient size does not match the tables".into());
-        }
-        let (du, di) = d.data.split_at(nu);
-        for (t, d) in [(0, du), (1, di)] {
-            let s = self.h.scale;
-            g.table_mut(t)
-                .iter_mut()
-                .zip(d)
-                .for_each(|(g, d)| *g += s * d);
-        }
-        Ok(())
+        let scaled: Vec<f32> = d.data.iter().map(|d| self.h.scale * d).collect();
+        add_node_gradient(&scaled, &mut g)
     }
 }
 

@@ -3,6 +3,8 @@
 //! no activation; final = `[E0 | E1 | … | EL]`, the layers concatenated along columns.
 
 use promax_plugin_api::prelude::*;
+use promax_plugin_api::sdk::propagate::check_layers;
+use promax_plugin_api::sdk::rows::{add_node_gradient, node_tables, stack_nodes};
 use serde::{Deserialize, Serialize};
 
 /// LR-GCCF hyperparameters (defaults: the published configuration, REFERENCE.md).
@@ -74,12 +76,7 @@ fn block_mut(
 
 impl BackboneImpl for Gccf {
     fn new(h: GccfHparams, env: &Env) -> PluginResult<Self> {
-        if h.dim == 0 {
-            return Err("`dim` must be at least 1".into());
-        }
-        if h.layers == 0 {
-            return Err("`layers` must be at least 1 (use the mf backbone for 0)".into());
-        }
+        check_layers(h.dim, h.layers)?;
         Ok(Gccf {
             h,
             n_users: env.n_users,
@@ -90,10 +87,7 @@ impl BackboneImpl for Gccf {
     }
 
     fn tables(&self) -> Vec<TableSpec> {
-        vec![
-            table("user_emb", self.n_users, self.h.dim, Init::XavierUniform),
-            table("item_emb", self.n_items, self.h.dim, Init::XavierUniform),
-        ]
+        node_tables(self.n_users, self.n_items, self.h.dim)
     }
 
     /// Self-loops: the host normalises A + I. The published config lists keep_rate 0.8, but
@@ -117,12 +111,8 @@ impl BackboneImpl for Gccf {
         graph: &GraphView<'_>,
         out: EmbBuf<'_>,
     ) -> PluginResult<()> {
-        let (u, i) = (params.table(0), params.table(1));
-        self.sized(u.len() + i.len(), self.h.dim)?;
         self.sized(out.data.len(), self.width())?;
-        let (cu, ci) = self.cur.split_at_mut(u.len());
-        cu.copy_from_slice(u);
-        ci.copy_from_slice(i);
+        stack_nodes(&params, &mut self.cur)?;
         let (d, width) = (self.h.dim, self.width());
         for l in 0..=self.h.layers {
             if l > 0 {
@@ -159,12 +149,7 @@ impl BackboneImpl for Gccf {
             k.spmm(graph.adj_t, &self.cur, d, &mut self.next, 1.0)?;
             std::mem::swap(&mut self.cur, &mut self.next);
         }
-        let nu = self.n_users * d;
-        for (t, g) in [(0, &self.cur[..nu]), (1, &self.cur[nu..])] {
-            let acc = grads.table_mut(t).iter_mut().zip(g);
-            acc.for_each(|(acc, g)| *acc += g);
-        }
-        Ok(())
+        add_node_gradient(&self.cur, &mut grads)
     }
 }
 
@@ -173,10 +158,10 @@ promax_plugin_api::declare_backbone!(Gccf);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use promax_kernels::{graph::bipartite_adjacency, graph::EdgeDropout, CpuKernels, CsrMatrix};
     use promax_plugin_api::sdk::{backbone_box, parse_hparams};
     use promax_plugin_api::testing::{
-        check_backbone_gradients, compute, emb_buf, env, graph_view, layout_of,
+        bipartite_adjacency, check_backbone_gradients, compute, drop_edges, emb_buf, env,
+        graph_view, layout_of, Csr, ReferenceKernels,
     };
     use promax_plugin_api::{BackboneBox, PluginEnv, PluginKind};
 
@@ -197,9 +182,9 @@ mod tests {
     }
 
     /// Mismatches of the finite-difference check on the 4 × 5 graph, all parameters.
-    fn mismatches(b: &mut BackboneBox, adj: &CsrMatrix, adj_t: &CsrMatrix) -> usize {
+    fn mismatches(b: &mut BackboneBox, adj: &Csr, adj_t: &Csr) -> usize {
         let g = graph_view(4, adj.view(), adj_t.view());
-        let bad = check_backbone_gradients(b, &CpuKernels.as_ref(), g, usize::MAX, 5);
+        let bad = check_backbone_gradients(b, &ReferenceKernels.as_ref(), g, usize::MAX, 5);
         bad.expect("runs").len()
     }
 
@@ -208,8 +193,7 @@ mod tests {
         let adj = bipartite_adjacency(4, 5, &PAIRS, true);
         // The host never drops GCCF's edges; an asymmetric graph makes adj and adj_t differ,
         // so that a backward over the wrong one is caught.
-        let mut dropout = EdgeDropout::new();
-        let (dropped, dropped_t) = dropout.apply(&adj, 0.6, 11);
+        let (dropped, dropped_t) = &drop_edges(&adj, 0.6, 11);
         assert_ne!(
             dropped,
             &dropped.transpose(),
@@ -233,7 +217,7 @@ mod tests {
         let adj = bipartite_adjacency(1, 1, &[(0, 0)], true);
         let params = [1.0, 2.0, 10.0, 20.0]; // u = (1, 2), i = (10, 20)
         let layout = layout_of(&[table("u", 1, 2, Init::Zeros), table("i", 1, 2, Init::Zeros)]);
-        let k = CpuKernels.as_ref();
+        let k = ReferenceKernels.as_ref();
         let m = [5.5, 11.0]; // (u + i) / 2, and every later layer: Â is idempotent here
         for (layers, want) in [
             (1, vec![[1.0, 2.0], m, [10.0, 20.0], m]),

@@ -2,6 +2,8 @@
 //! activation). Edge dropout is applied by the host, from `keep_rate` in the graph spec.
 
 use promax_plugin_api::prelude::*;
+use promax_plugin_api::sdk::propagate::{check_layers, LayerSum, Propagation};
+use promax_plugin_api::sdk::rows::node_tables;
 use serde::{Deserialize, Serialize};
 
 /// LightGCN hyperparameters (defaults: the RLMRec / published LightGCN configuration).
@@ -30,15 +32,12 @@ impl Default for LightGcnHparams {
     }
 }
 
-/// The LightGCN backbone, with two nodes × dim scratch buffers kept across calls.
+/// The LightGCN backbone; its propagation keeps two node-sized scratch buffers across calls.
 pub struct LightGcn {
     h: LightGcnHparams,
     n_users: usize,
     n_items: usize,
-    /// E0 in forward; dE0 (the result) in backward.
-    x0: Vec<f32>,
-    /// Ping-pong partner of the output during propagation.
-    tmp: Vec<f32>,
+    propagation: Propagation,
 }
 
 impl PluginMeta for LightGcn {
@@ -48,72 +47,33 @@ impl PluginMeta for LightGcn {
     type Hparams = LightGcnHparams;
 }
 
-/// `out = Σ_{l=s..L} Aˡ·x` (s = 0 with `include_layer0`, else 1), by Horner's rule
-/// `x + A(x + A(x + …))`: L products, alternating between `out` and `tmp`.
-fn propagate(
-    h: &LightGcnHparams,
-    k: &Compute<'_>,
-    a: CsrView<'_>,
-    x: &[f32],
-    out: &mut [f32],
-    tmp: &mut [f32],
-) -> PluginResult<()> {
-    for step in 0..h.layers {
-        let lands_in_out = (h.layers - step) % 2 == 1; // an odd number of products left
-        let (src, dst): (&[f32], &mut [f32]) = match (step, lands_in_out) {
-            (0, true) => (x, &mut *out),
-            (0, false) => (x, &mut *tmp),
-            (_, true) => (&*tmp, &mut *out),
-            (_, false) => (&*out, &mut *tmp),
-        };
-        // dst = x + A·src, except for the outermost product without layer 0: dst = A·src.
-        let beta = if step + 1 == h.layers && !h.include_layer0 {
-            0.0 // BLAS convention: out is not read
-        } else {
-            dst.copy_from_slice(x);
-            1.0
-        };
-        k.spmm(a, src, h.dim, dst, beta)?;
+impl LightGcn {
+    /// The propagation as the hyperparameters set it, read at every call.
+    fn layer_sum(&self) -> LayerSum {
+        LayerSum {
+            dim: self.h.dim,
+            layers: self.h.layers,
+            include_layer0: self.h.include_layer0,
+        }
     }
-    Ok(())
-}
-
-/// Checks that `n` values match the two tables, and sizes the scratch buffers (once).
-fn sized(scratch: [&mut Vec<f32>; 2], n: usize, tables: usize) -> PluginResult<()> {
-    if n != tables {
-        return Err(format!("embeddings hold {n} values, the tables {tables}"));
-    }
-    scratch.into_iter().for_each(|v| v.resize(n, 0.0));
-    Ok(())
 }
 
 impl BackboneImpl for LightGcn {
     fn new(h: LightGcnHparams, env: &Env) -> PluginResult<Self> {
-        if h.dim == 0 {
-            return Err("`dim` must be at least 1".into());
-        }
-        if h.layers == 0 {
-            return Err("`layers` must be at least 1 (use the mf backbone for 0)".into());
-        }
+        check_layers(h.dim, h.layers)?;
         if !(h.keep_rate > 0.0 && h.keep_rate <= 1.0) {
             return Err(format!("`keep_rate` = {} must be in (0, 1]", h.keep_rate));
         }
-        let (n_users, n_items) = (env.n_users, env.n_items);
-        let (x0, tmp) = (Vec::new(), Vec::new());
         Ok(LightGcn {
             h,
-            n_users,
-            n_items,
-            x0,
-            tmp,
+            n_users: env.n_users,
+            n_items: env.n_items,
+            propagation: Propagation::new(),
         })
     }
 
     fn tables(&self) -> Vec<TableSpec> {
-        vec![
-            table("user_emb", self.n_users, self.h.dim, Init::XavierUniform),
-            table("item_emb", self.n_items, self.h.dim, Init::XavierUniform),
-        ]
+        node_tables(self.n_users, self.n_items, self.h.dim)
     }
 
     fn graph_spec(&self) -> GraphSpec {
@@ -135,16 +95,9 @@ impl BackboneImpl for LightGcn {
         graph: &GraphView<'_>,
         out: EmbBuf<'_>,
     ) -> PluginResult<()> {
-        let (u, i) = (params.table(0), params.table(1));
-        sized(
-            [&mut self.x0, &mut self.tmp],
-            out.data.len(),
-            u.len() + i.len(),
-        )?;
-        let (x0u, x0i) = self.x0.split_at_mut(u.len());
-        x0u.copy_from_slice(u);
-        x0i.copy_from_slice(i);
-        propagate(&self.h, k, graph.adj, &self.x0, out.data, &mut self.tmp)
+        let sum = self.layer_sum();
+        self.propagation
+            .forward(k, sum, &params, graph.adj, out.data)
     }
 
     fn backward(
@@ -156,25 +109,9 @@ impl BackboneImpl for LightGcn {
         mut grads: Grads<'_>,
     ) -> PluginResult<()> {
         // final = Σ Âˡ·E0, so dE0 = Σ (Âᵀ)ˡ·d_out: the same propagation over the transpose.
-        let nu = grads.table_mut(0).len();
-        let tables = nu + grads.table_mut(1).len();
-        sized([&mut self.x0, &mut self.tmp], d_out.data.len(), tables)?;
-        propagate(
-            &self.h,
-            k,
-            graph.adj_t,
-            d_out.data,
-            &mut self.x0,
-            &mut self.tmp,
-        )?;
-        for (t, d) in [(0, &self.x0[..nu]), (1, &self.x0[nu..])] {
-            grads
-                .table_mut(t)
-                .iter_mut()
-                .zip(d)
-                .for_each(|(g, d)| *g += d);
-        }
-        Ok(())
+        let sum = self.layer_sum();
+        self.propagation
+            .backward(k, sum, graph.adj_t, d_out.data, &mut grads)
     }
 }
 
@@ -183,10 +120,10 @@ promax_plugin_api::declare_backbone!(LightGcn);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use promax_kernels::{graph::bipartite_adjacency, graph::EdgeDropout, CpuKernels, CsrMatrix};
     use promax_plugin_api::sdk::{backbone_box, parse_hparams};
     use promax_plugin_api::testing::{
-        check_backbone_gradients, compute, emb_buf, env, graph_view, layout_of,
+        bipartite_adjacency, check_backbone_gradients, compute, drop_edges, emb_buf, env,
+        graph_view, layout_of, Csr, ReferenceKernels,
     };
     use promax_plugin_api::{BackboneBox, PluginEnv, PluginKind};
 
@@ -207,17 +144,16 @@ mod tests {
     }
 
     /// Mismatches of the finite-difference check on the 4 × 5 graph, all parameters.
-    fn mismatches(b: &mut BackboneBox, adj: &CsrMatrix, adj_t: &CsrMatrix) -> usize {
+    fn mismatches(b: &mut BackboneBox, adj: &Csr, adj_t: &Csr) -> usize {
         let g = graph_view(4, adj.view(), adj_t.view());
-        let bad = check_backbone_gradients(b, &CpuKernels.as_ref(), g, usize::MAX, 3);
+        let bad = check_backbone_gradients(b, &ReferenceKernels.as_ref(), g, usize::MAX, 3);
         bad.expect("runs").len()
     }
 
     #[test]
     fn gradients_match_finite_differences() {
         let adj = bipartite_adjacency(4, 5, &PAIRS, false);
-        let mut dropout = EdgeDropout::new();
-        let (dropped, dropped_t) = dropout.apply(&adj, 0.6, 11);
+        let (dropped, dropped_t) = &drop_edges(&adj, 0.6, 11);
         assert_ne!(
             dropped,
             &dropped.transpose(),
@@ -292,7 +228,7 @@ mod tests {
         let adj = bipartite_adjacency(1, 1, &[(0, 0)], false);
         let params = [1.0, 2.0, 10.0, 20.0]; // u = (1, 2), i = (10, 20)
         let layout = layout_of(&[table("u", 1, 2, Init::Zeros), table("i", 1, 2, Init::Zeros)]);
-        let k = CpuKernels.as_ref();
+        let k = ReferenceKernels.as_ref();
         for (text, want) in [
             ("layers = 3", [22.0, 44.0, 22.0, 44.0]), // [u+i+u+i; i+u+i+u]
             (

@@ -1,6 +1,7 @@
 //! BPR-MF: the final embeddings are the trainable tables themselves, `final = [U; I]`.
 
 use promax_plugin_api::prelude::*;
+use promax_plugin_api::sdk::rows::{add_node_gradient, node_tables, stack_nodes};
 use serde::{Deserialize, Serialize};
 
 /// MF hyperparameters.
@@ -45,10 +46,7 @@ impl BackboneImpl for Mf {
     }
 
     fn tables(&self) -> Vec<TableSpec> {
-        vec![
-            table("user_emb", self.n_users, self.dim, Init::XavierUniform),
-            table("item_emb", self.n_items, self.dim, Init::XavierUniform),
-        ]
+        node_tables(self.n_users, self.n_items, self.dim)
     }
 
     fn graph_spec(&self) -> GraphSpec {
@@ -69,18 +67,7 @@ impl BackboneImpl for Mf {
         _graph: &GraphView<'_>,
         out: EmbBuf<'_>,
     ) -> PluginResult<()> {
-        let (u, i) = (params.table(0), params.table(1));
-        if out.data.len() != u.len() + i.len() {
-            return Err(format!(
-                "output holds {} values, the tables {}",
-                out.data.len(),
-                u.len() + i.len()
-            ));
-        }
-        let (ou, oi) = out.data.split_at_mut(u.len());
-        ou.copy_from_slice(u);
-        oi.copy_from_slice(i);
-        Ok(())
+        stack_nodes(&params, out.data)
     }
 
     fn backward(
@@ -91,23 +78,7 @@ impl BackboneImpl for Mf {
         d_out: Emb<'_>,
         mut grads: Grads<'_>,
     ) -> PluginResult<()> {
-        let nu = grads.table_mut(0).len();
-        let tables = nu + grads.table_mut(1).len();
-        if d_out.data.len() != tables {
-            return Err(format!(
-                "d_out holds {} values, the tables {tables}",
-                d_out.data.len()
-            ));
-        }
-        let (du, di) = d_out.data.split_at(nu);
-        for (t, d) in [(0, du), (1, di)] {
-            grads
-                .table_mut(t)
-                .iter_mut()
-                .zip(d)
-                .for_each(|(g, d)| *g += d);
-        }
-        Ok(())
+        add_node_gradient(d_out.data, &mut grads)
     }
 }
 
@@ -116,8 +87,9 @@ promax_plugin_api::declare_backbone!(Mf);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use promax_kernels::{graph::bipartite_adjacency, CpuKernels, CsrMatrix};
-    use promax_plugin_api::testing::{check_backbone_gradients, env, graph_view};
+    use promax_plugin_api::testing::{
+        bipartite_adjacency, check_backbone_gradients, env, graph_view, Csr, ReferenceKernels,
+    };
     use promax_plugin_api::{sdk::backbone_box, PluginEnv, PluginKind};
 
     #[test]
@@ -125,7 +97,7 @@ mod tests {
         let pairs = [(0, 0), (0, 1), (1, 1), (1, 2), (2, 3), (3, 4), (3, 0)];
         let adj = bipartite_adjacency(4, 5, &pairs, false);
         let graph = graph_view(4, adj.view(), adj.view());
-        let k = CpuKernels.as_ref();
+        let k = ReferenceKernels.as_ref();
         for dim in [1, 3, 32] {
             let mut b = backbone_box(Mf::new(MfHparams { dim }, &env(4, 5)).unwrap());
             assert_eq!(b.width(), dim);
@@ -133,7 +105,7 @@ mod tests {
             assert!(bad.is_empty(), "dim {dim}: {bad:?}");
         }
         // MF never reads the graph: the host may skip building it (`uses_graph = false`).
-        let none = CsrMatrix::default();
+        let none = Csr::default();
         let graph = GraphView {
             adj: none.view(),
             adj_t: none.view(),

@@ -9,9 +9,14 @@
 //! + InfoNCE(neg, mlp(P_neg), mlp(P_neg)) ) / B`, the MLP
 //! `Linear(D, (D + d)/2) → LeakyReLU(0.01) → Linear(d)` applied to the raw profiles.
 
+mod loss;
+mod mlp;
+
 use promax_plugin_api::prelude::*;
-use promax_plugin_api::PairedNceRequest;
 use serde::{Deserialize, Serialize};
+
+use loss::Terms;
+use mlp::Mlp;
 
 /// RLMRec-Con hyperparameters (defaults: the published Amazon-Book / Yelp settings).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -39,174 +44,6 @@ impl Default for RlmrecConHparams {
     }
 }
 
-/// PyTorch's `LeakyReLU()` default slope, as the reference MLP uses.
-const LEAKY_SLOPE: f32 = 0.01;
-
-/// Table indices of the MLP, in declaration order.
-const W1: usize = 0;
-const B1: usize = 1;
-const W2: usize = 2;
-const B2: usize = 3;
-
-/// A two-layer perceptron `x W1 + b1 → LeakyReLU → · W2 + b2` over row-major batches,
-/// its products on the host's kernels.
-#[derive(Clone, Copy, Debug)]
-struct Mlp {
-    d_in: usize,
-    hidden: usize,
-    d_out: usize,
-}
-
-/// What the backward pass of one MLP call needs.
-struct MlpTape {
-    rows: usize,
-    /// Pre-activations of the hidden layer (rows × hidden).
-    pre: Vec<f32>,
-    /// Activations of the hidden layer (rows × hidden).
-    act: Vec<f32>,
-}
-
-fn gemm_spec(m: usize, n: usize, k: usize, trans_a: bool, beta: f32) -> GemmSpec {
-    GemmSpec {
-        m,
-        n,
-        k,
-        trans_a,
-        trans_b: false,
-        alpha: 1.0,
-        beta,
-    }
-}
-
-impl Mlp {
-    fn tables(&self) -> Vec<TableSpec> {
-        vec![
-            table("w1", self.d_in, self.hidden, Init::XavierUniform),
-            table("b1", 1, self.hidden, Init::Zeros),
-            table("w2", self.hidden, self.d_out, Init::XavierUniform),
-            table("b2", 1, self.d_out, Init::Zeros),
-        ]
-    }
-
-    /// Maps `rows` rows of `x` (rows × d_in); returns the output (rows × d_out) and the tape.
-    fn forward(
-        &self,
-        k: &Compute<'_>,
-        p: &Params<'_>,
-        x: &[f32],
-    ) -> PluginResult<(Vec<f32>, MlpTape)> {
-        let rows = x.len() / self.d_in;
-        let mut pre = broadcast_rows(p.table(B1), rows);
-        k.gemm(
-            gemm_spec(rows, self.hidden, self.d_in, false, 1.0),
-            x,
-            p.table(W1),
-            &mut pre,
-        )?;
-        let act: Vec<f32> = pre
-            .iter()
-            .map(|&v| if v > 0.0 { v } else { LEAKY_SLOPE * v })
-            .collect();
-        let mut out = broadcast_rows(p.table(B2), rows);
-        k.gemm(
-            gemm_spec(rows, self.d_out, self.hidden, false, 1.0),
-            &act,
-            p.table(W2),
-            &mut out,
-        )?;
-        Ok((out, MlpTape { rows, pre, act }))
-    }
-
-    /// Accumulates the tables' gradients for output gradient `d_out` (rows × d_out).
-    fn backward(
-        &self,
-        k: &Compute<'_>,
-        p: &Params<'_>,
-        x: &[f32],
-        tape: &MlpTape,
-        d_out: &[f32],
-        g: &mut Grads<'_>,
-    ) -> PluginResult<()> {
-        let rows = tape.rows;
-        k.gemm(
-            gemm_spec(self.hidden, self.d_out, rows, true, 1.0),
-            &tape.act,
-            d_out,
-            g.table_mut(W2),
-        )?;
-        add_column_sums(d_out, g.table_mut(B2));
-        // d_act = d_out · W2ᵀ, then through the activation.
-        let mut d_pre = vec![0f32; rows * self.hidden];
-        k.gemm(
-            GemmSpec {
-                trans_b: true,
-                ..gemm_spec(rows, self.hidden, self.d_out, false, 0.0)
-            },
-            d_out,
-            p.table(W2),
-            &mut d_pre,
-        )?;
-        for (d, &z) in d_pre.iter_mut().zip(&tape.pre) {
-            if z <= 0.0 {
-                *d *= LEAKY_SLOPE;
-            }
-        }
-        k.gemm(
-            gemm_spec(self.d_in, self.hidden, rows, true, 1.0),
-            x,
-            &d_pre,
-            g.table_mut(W1),
-        )?;
-        add_column_sums(&d_pre, g.table_mut(B1));
-        Ok(())
-    }
-}
-
-/// `rows` copies of the row `b`.
-fn broadcast_rows(b: &[f32], rows: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(rows * b.len());
-    for _ in 0..rows {
-        out.extend_from_slice(b);
-    }
-    out
-}
-
-/// `acc += Σ_rows x`.
-fn add_column_sums(x: &[f32], acc: &mut [f32]) {
-    for row in x.chunks_exact(acc.len()) {
-        acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
-    }
-}
-
-/// Rows `ids` of a row-major table with `dim` columns, stacked.
-fn gather(table: &[f32], dim: usize, ids: &[u32]) -> Vec<f32> {
-    ids.iter()
-        .flat_map(|&i| {
-            table[i as usize * dim..(i as usize + 1) * dim]
-                .iter()
-                .copied()
-        })
-        .collect()
-}
-
-/// Adds row r of `d` into row `rows[r]` of `acc` (`w` columns; repeats accumulate).
-fn add_rows(rows: &[u32], d: &[f32], acc: &mut [f32], w: usize) {
-    for (&i, dr) in rows.iter().zip(d.chunks_exact(w)) {
-        let r = i as usize;
-        acc[r * w..(r + 1) * w]
-            .iter_mut()
-            .zip(dr)
-            .for_each(|(t, s)| *t += s);
-    }
-}
-
-/// Adds row r of `d` into user (`first` 0) or item (`first` n_users) `ids[r]` of a
-/// gradient buffer.
-fn scatter(ids: &[u32], d: &[f32], buf: &mut EmbBuf<'_>, first: usize) {
-    let w = buf.width;
-    add_rows(ids, d, &mut buf.data[first * w..], w);
-}
-
 /// The RLMRec-Con augmenter.
 pub struct RlmrecCon {
     h: RlmrecConHparams,
@@ -222,48 +59,6 @@ impl PluginMeta for RlmrecCon {
     const DESCRIPTION: &'static str =
         "RLMRec-Con: contrastive alignment of embeddings with MLP-mapped LLM profile embeddings";
     type Hparams = RlmrecConHparams;
-}
-
-/// The distinct values of `slots` (sorted), and for each slot the index of its value.
-fn distinct(slots: &[u32]) -> (Vec<u32>, Vec<u32>) {
-    let mut ids = slots.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    let rows = slots
-        .iter()
-        .map(|v| {
-            ids.binary_search(v)
-                .expect("a slot value is in its own distinct set") as u32
-        })
-        .collect();
-    (ids, rows)
-}
-
-/// One InfoNCE term `Σ_pairs −ln softmax_c(cos(a_r, b_c)/τ)`, with columns counted
-/// `col_counts` times (empty: once). Returns the loss and the gradients of `a` and `b`.
-fn nce(
-    k: &Compute<'_>,
-    (a, b, dim): (&[f32], &[f32], usize),
-    col_counts: &[u32],
-    pairs: &[u32],
-    (tau, weight): (f32, f32),
-) -> PluginResult<(f64, Vec<f32>, Vec<f32>)> {
-    let (mut da, mut db) = (vec![0f32; a.len()], vec![0f32; b.len()]);
-    let loss = k.info_nce_pairs(
-        PairedNceRequest {
-            a: a.into(),
-            b: b.into(),
-            dim,
-            col_counts: col_counts.into(),
-            pairs: pairs.into(),
-            tau,
-            eps: 0.0,
-            weight,
-        },
-        &mut da,
-        &mut db,
-    )?;
-    Ok((loss, da, db))
 }
 
 impl AugmenterImpl for RlmrecCon {
@@ -324,56 +119,15 @@ impl AugmenterImpl for RlmrecCon {
         if self.h.weight == 0.0 {
             return Ok(vec![term("kd", 0.0)]);
         }
-        let (w, d_in) = (emb.width, self.mlp.d_in);
-        let scale = (self.h.tau, self.h.weight / batch.users.len().max(1) as f32);
-        // Repeated ids in a batch are identical rows (and identical columns), so every
-        // term runs over the batch's distinct ids, a repeat counted as a repeated pair (and
-        // a column multiplicity): the reference's loss and gradients, without its
-        // batch × batch products.
-
-        // Users: each against every user's mapped profile, its own the positive.
-        let (mapped, tape) = self.mlp.forward(k, &params, &self.users)?;
-        let (users, rows) = distinct(&batch.users);
-        let pairs: Vec<u32> = rows
-            .iter()
-            .zip(batch.users.iter())
-            .flat_map(|(&r, &u)| [r, u])
-            .collect();
-        let a = gather(emb.users(), w, &users);
-        let (mut loss, da, d_mapped) = nce(k, (&a, &mapped, w), &[], &pairs, scale)?;
-        scatter(&users, &da, d_emb, 0);
-        self.mlp
-            .backward(k, &params, &self.users, &tape, &d_mapped, &mut grads)?;
-
-        // Items: positives, then negatives, each against the mapped profiles of the
-        // items in the same slots; each distinct item goes through the MLP once.
-        let (ids, _) = distinct(&[&batch.pos[..], &batch.neg[..]].concat());
-        let x = gather(&self.items, d_in, &ids);
-        let (mapped, tape) = self.mlp.forward(k, &params, &x)?;
-        let mut d_mapped = vec![0f32; mapped.len()];
-        for slots in [&batch.pos[..], &batch.neg[..]] {
-            let (items, rows) = distinct(slots);
-            let mut counts = vec![0u32; items.len()];
-            rows.iter().for_each(|&r| counts[r as usize] += 1);
-            let pairs: Vec<u32> = rows.iter().flat_map(|&r| [r, r]).collect();
-            let at: Vec<u32> = items
-                .iter()
-                .map(|i| {
-                    ids.binary_search(i)
-                        .expect("a batch item is in the batch's distinct items")
-                        as u32
-                })
-                .collect();
-            let a = gather(emb.items(), w, &items);
-            let b = gather(&mapped, w, &at);
-            let (l, da, db) = nce(k, (&a, &b, w), &counts, &pairs, scale)?;
-            loss += l;
-            scatter(&items, &da, d_emb, emb.n_users);
-            add_rows(&at, &db, &mut d_mapped, w);
-        }
-        self.mlp
-            .backward(k, &params, &x, &tape, &d_mapped, &mut grads)?;
-        Ok(vec![term("kd", loss)])
+        let terms = Terms {
+            k,
+            mlp: &self.mlp,
+            params,
+            scale: (self.h.tau, self.h.weight / batch.users.len().max(1) as f32),
+        };
+        let users = terms.users(&self.users, &batch.users, (emb, d_emb), &mut grads)?;
+        let [pos, neg] = terms.items(&self.items, batch, (emb, d_emb), &mut grads)?;
+        Ok(vec![term("kd", users + pos + neg)])
     }
 }
 
@@ -382,11 +136,11 @@ promax_plugin_api::declare_augmenter!(RlmrecCon);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use promax_kernels::CpuKernels;
+    use crate::mlp::{B1, B2, W1, W2};
     use promax_plugin_api::sdk::{augmenter_box, parse_hparams, Profiles};
     use promax_plugin_api::testing::{
         check_augmenter_gradients, compute, env_with_profiles, layout_of, random_params,
-        AugmenterCase, SplitMix,
+        AugmenterCase, ReferenceKernels, SplitMix,
     };
 
     fn con(
@@ -428,7 +182,7 @@ mod tests {
             pos: &[1, 4, 4, 8, 0],
             neg: &[3, 3, 4, 2, 7], // item 4 also a positive: shares its MLP row
         };
-        let bad = check_augmenter_gradients(&mut a, &CpuKernels.as_ref(), &mut case, 300, 4)
+        let bad = check_augmenter_gradients(&mut a, &ReferenceKernels.as_ref(), &mut case, 300, 4)
             .expect("runs");
         assert!(bad.is_empty(), "{bad:?}");
     }
@@ -500,7 +254,7 @@ mod tests {
         let emb_data = rng.noise((nu + ni) * w);
         let (users, pos, neg): (&[u32], &[u32], &[u32]) =
             (&[0, 3, 3, 6], &[1, 10, 2, 2], &[5, 2, 7, 9]);
-        let kernels = CpuKernels;
+        let kernels = ReferenceKernels;
         let kref = kernels.as_ref();
         let k = compute(&kref);
         let pr = Params::new(&params, &layout);
@@ -600,7 +354,7 @@ mod tests {
         let mut g = vec![0f32; params.len()];
         let emb_data = vec![0.1f32; 7 * 2];
         let mut d = vec![0f32; emb_data.len()];
-        let kernels = CpuKernels;
+        let kernels = ReferenceKernels;
         let kref = kernels.as_ref();
         let e = p
             .loss(

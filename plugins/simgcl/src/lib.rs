@@ -3,8 +3,10 @@
 //! backbone's own [`aux_loss`](BackboneImpl::aux_loss) is the contrastive term between two
 //! noise-perturbed views of the same propagation.
 
-use promax_lightgcn::{LightGcn, LightGcnHparams};
 use promax_plugin_api::prelude::*;
+use promax_plugin_api::sdk::propagate::{check_layers, LayerSum, Propagation};
+use promax_plugin_api::sdk::rng::{draw, mix64, unit_f32, GOLDEN_GAMMA};
+use promax_plugin_api::sdk::rows::{gather, node_tables, scatter_add, Distinct};
 use promax_plugin_api::PairedNceRequest;
 use serde::{Deserialize, Serialize};
 
@@ -38,10 +40,15 @@ impl Default for SimGclHparams {
     }
 }
 
-/// The SimGCL backbone: LightGCN for the clean view, plus scratch for the perturbed ones.
+/// The SimGCL backbone: LightGCN's propagation for the clean view, plus scratch for the
+/// perturbed ones.
 pub struct SimGcl {
     h: SimGclHparams,
-    clean: LightGcn,
+    n_users: usize,
+    n_items: usize,
+    /// The clean view's propagation (layer 0 summed) and its scratch.
+    clean: LayerSum,
+    propagation: Propagation,
     /// E0, then the current and next layer of a perturbed view.
     x0: Vec<f32>,
     cur: Vec<f32>,
@@ -59,42 +66,20 @@ impl PluginMeta for SimGcl {
     type Hparams = SimGclHparams;
 }
 
-const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// SplitMix64's output function: a bijective mix, so distinct counters give independent draws.
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Draw `i` of noise stream `key`, uniform in [0, 1): it depends on (key, i) only.
 fn uniform(key: u64, i: u64) -> f32 {
-    (mix64(key.wrapping_add(i.wrapping_mul(GOLDEN))) >> 40) as f32 / (1u64 << 24) as f32
+    unit_f32(draw(key, i))
 }
 
 /// The noise stream of layer `layer` of view `view` in the batch drawn from `seed`.
 fn stream(seed: u64, view: u64, layer: u64) -> u64 {
-    mix64(mix64(seed ^ GOLDEN.wrapping_mul(view + 1)) ^ GOLDEN.wrapping_mul(layer + 1))
+    let g = GOLDEN_GAMMA;
+    mix64(mix64(seed ^ g.wrapping_mul(view + 1)) ^ g.wrapping_mul(layer + 1))
 }
 
 /// torch.sign: -1, 0 or 1.
 fn sign(x: f32) -> f32 {
     f32::from(i8::from(x > 0.0) - i8::from(x < 0.0))
-}
-
-/// Rows `ids` of the row-major `x` (dim columns), stacked.
-fn gather(x: &[f32], ids: &[u32], dim: usize) -> Vec<f32> {
-    let row = |&i: &u32| &x[i as usize * dim..(i as usize + 1) * dim];
-    ids.iter().flat_map(row).copied().collect()
-}
-
-/// `x[ids[r]] += g[r]` for every row r.
-fn scatter_add(x: &mut [f32], ids: &[u32], g: &[f32], dim: usize) {
-    for (&i, g) in ids.iter().zip(g.chunks_exact(dim)) {
-        let row = &mut x[i as usize * dim..(i as usize + 1) * dim];
-        row.iter_mut().zip(g).for_each(|(x, g)| *x += g);
-    }
 }
 
 impl SimGcl {
@@ -147,16 +132,11 @@ impl SimGcl {
         if let Some(&id) = ids.iter().find(|&&id| id as usize >= n) {
             return Err(format!("batch id {id} is out of range (0..{n})"));
         }
-        let mut unique = ids.to_vec();
-        unique.sort_unstable();
-        unique.dedup();
-        let mut pairs = Vec::with_capacity(2 * ids.len());
-        for &id in ids {
-            // Always found: `unique` is `ids` deduplicated.
-            let row = unique.binary_search(&id).unwrap_or_default();
-            pairs.extend([row as u32, id]);
-        }
-        let a = gather(v1, &unique, dim);
+        let unique = Distinct::of(ids);
+        let pairs: Vec<u32> = (unique.slots.iter().zip(ids))
+            .flat_map(|(&row, &id)| [row, id])
+            .collect();
+        let a = gather(v1, dim, &unique.ids);
         let (mut da, mut db) = (vec![0f32; a.len()], vec![0f32; v2.len()]);
         let req = PairedNceRequest {
             a: a.as_slice().into(),
@@ -169,7 +149,7 @@ impl SimGcl {
             weight,
         };
         let loss = k.info_nce_pairs(req, &mut da, &mut db)?;
-        scatter_add(d1, &unique, &da, dim);
+        scatter_add(d1, dim, &unique.ids, &da);
         d2.iter_mut().zip(&db).for_each(|(d, g)| *d += g);
         Ok(loss)
     }
@@ -184,16 +164,18 @@ impl BackboneImpl for SimGcl {
         check("eps", h.eps, h.eps >= 0.0, ">= 0")?;
         check("cl_weight", h.cl_weight, h.cl_weight >= 0.0, ">= 0")?;
         check("cl_tau", h.cl_tau, h.cl_tau > 0.0, "> 0")?;
-        // LightGCN checks `dim` and `layers`, with errors naming them.
-        let clean = LightGcnHparams {
+        check_layers(h.dim, h.layers)?;
+        let clean = LayerSum {
             dim: h.dim,
             layers: h.layers,
             include_layer0: true,
-            keep_rate: 1.0,
         };
         Ok(SimGcl {
-            clean: LightGcn::new(clean, env)?,
             h,
+            n_users: env.n_users,
+            n_items: env.n_items,
+            clean,
+            propagation: Propagation::new(),
             x0: Vec::new(),
             cur: Vec::new(),
             next: Vec::new(),
@@ -203,15 +185,11 @@ impl BackboneImpl for SimGcl {
     }
 
     fn tables(&self) -> Vec<TableSpec> {
-        self.clean.tables()
-    }
-
-    fn graph_spec(&self) -> GraphSpec {
-        self.clean.graph_spec()
+        node_tables(self.n_users, self.n_items, self.h.dim)
     }
 
     fn width(&self) -> usize {
-        self.clean.width()
+        self.h.dim
     }
 
     fn forward(
@@ -221,18 +199,21 @@ impl BackboneImpl for SimGcl {
         graph: &GraphView<'_>,
         out: EmbBuf<'_>,
     ) -> PluginResult<()> {
-        self.clean.forward(k, params, graph, out)
+        self.propagation
+            .forward(k, self.clean, &params, graph.adj, out.data)
     }
 
     fn backward(
         &mut self,
         k: &Compute<'_>,
-        params: Params<'_>,
+        _params: Params<'_>,
         graph: &GraphView<'_>,
         d_out: Emb<'_>,
-        grads: Grads<'_>,
+        mut grads: Grads<'_>,
     ) -> PluginResult<()> {
-        self.clean.backward(k, params, graph, d_out, grads)
+        let sum = self.clean;
+        self.propagation
+            .backward(k, sum, graph.adj_t, d_out.data, &mut grads)
     }
 
     /// `cl_weight / B · (InfoNCE(users) + InfoNCE(positive items))` between two perturbed
@@ -247,7 +228,7 @@ impl BackboneImpl for SimGcl {
         batch: &BatchView<'_>,
         _emb: Emb<'_>,
         _d_emb: EmbBuf<'_>,
-        grads: Grads<'_>,
+        mut grads: Grads<'_>,
     ) -> PluginResult<Vec<LossTerm>> {
         let b = batch.users.len();
         if b == 0 || self.h.cl_weight == 0.0 {
@@ -267,14 +248,8 @@ impl BackboneImpl for SimGcl {
         // Both views are Σ_l Âˡ·E0 plus constants: one LightGCN backward of d1 + d2.
         let [d1, d2] = &mut self.d_views;
         d1.iter_mut().zip(d2.iter()).for_each(|(a, b)| *a += b);
-        let (n_users, n_items, width) = (nu, ni, self.h.dim);
-        let d = Emb {
-            data: d1,
-            n_users,
-            n_items,
-            width,
-        };
-        self.clean.backward(k, params, graph, d, grads)?;
+        self.propagation
+            .backward(k, self.clean, graph.adj_t, d1, &mut grads)?;
         Ok(vec![term("cl", users + items)])
     }
 }
@@ -284,11 +259,10 @@ promax_plugin_api::declare_backbone!(SimGcl);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use promax_kernels::{graph::bipartite_adjacency, graph::EdgeDropout, CpuKernels, CsrMatrix};
     use promax_plugin_api::sdk::{backbone_box, parse_hparams};
     use promax_plugin_api::testing::{
-        check_backbone_gradients, compute, emb, emb_buf, env, finite_difference_check, graph_view,
-        layout_of, SplitMix,
+        bipartite_adjacency, check_backbone_gradients, compute, drop_edges, emb, emb_buf, env,
+        finite_difference_check, graph_view, layout_of, Csr, ReferenceKernels, SplitMix,
     };
     use promax_plugin_api::{BackboneBox, KernelsRef, PluginEnv, PluginKind, TableLayout};
 
@@ -355,9 +329,9 @@ mod tests {
     /// noise fixed by the batch seed. Parameters are positive: Â ≥ 0 then keeps every
     /// propagated entry positive, so no sign (hence no noise) flips under the small steps
     /// and the loss is smooth in them.
-    fn aux_mismatches(text: &str, adj: &CsrMatrix, adj_t: &CsrMatrix) -> usize {
+    fn aux_mismatches(text: &str, adj: &Csr, adj_t: &Csr) -> usize {
         let mut b = backbone_box(simgcl(text, 4, 5));
-        let k = CpuKernels.as_ref();
+        let k = ReferenceKernels.as_ref();
         let g = graph_view(4, adj.view(), adj_t.view());
         let layout = layout_of(&b.tables());
         let mut rng = SplitMix(9);
@@ -384,8 +358,7 @@ mod tests {
     #[test]
     fn aux_loss_gradients_match_finite_differences() {
         let adj = bipartite_adjacency(4, 5, &PAIRS, false);
-        let mut dropout = EdgeDropout::new();
-        let (dropped, dropped_t) = dropout.apply(&adj, 0.6, 11);
+        let (dropped, dropped_t) = &drop_edges(&adj, 0.6, 11);
         assert_ne!(
             dropped,
             &dropped.transpose(),
@@ -412,7 +385,7 @@ mod tests {
     #[test]
     fn clean_view_gradients_match_finite_differences() {
         let adj = bipartite_adjacency(4, 5, &PAIRS, false);
-        let k = CpuKernels.as_ref();
+        let k = ReferenceKernels.as_ref();
         for text in ["dim = 3", "dim = 2\nlayers = 1"] {
             let mut b = backbone_box(simgcl(text, 4, 5));
             let g = graph_view(4, adj.view(), adj.view());
@@ -428,7 +401,7 @@ mod tests {
         let mut m = simgcl(text, 4, 5);
         let layout = layout_of(&m.tables());
         let params = promax_plugin_api::testing::random_params(&layout, 4);
-        let k = CpuKernels.as_ref();
+        let k = ReferenceKernels.as_ref();
         let mut grads = vec![0f32; params.len()];
         let n = 9 * m.width();
         let (e, mut d_e) = (vec![0f32; n], vec![0f32; n]);
@@ -495,7 +468,7 @@ mod tests {
         let layout = layout_of(&z.tables());
         let params = promax_plugin_api::testing::random_params(&layout, 4);
         let (mut clean, mut out) = (simgcl("dim = 3", 4, 5), vec![0f32; 27]);
-        let k = CpuKernels.as_ref();
+        let k = ReferenceKernels.as_ref();
         let g = graph_view(4, adj.view(), adj.view());
         let p = Params::new(&params, &layout);
         let r = clean.forward(&compute(&k), p, &g, emb_buf(&mut out, 4, 5, 3));
@@ -519,7 +492,7 @@ mod tests {
         let (u, i) = ([1.0f32, -2.0], [0.5f32, 0.0]);
         let mut m = simgcl("dim = 2\nlayers = 2\neps = 0.9", 1, 1);
         m.x0 = [u, i].concat();
-        let k = CpuKernels.as_ref();
+        let k = ReferenceKernels.as_ref();
         for view in 0..2 {
             m.perturbed(&compute(&k), adj.view(), 42, view)
                 .expect("runs");
