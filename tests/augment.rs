@@ -44,7 +44,7 @@ fn budgets(path: &Path) -> HashMap<u32, u32> {
 }
 
 /// The rule, from train counts alone, gives exactly the published number of added items for
-/// at least 96% of the users the published set lifted (REFERENCE.md: 7,625 of 7,892).
+/// at least 96% of the users the published set lifted (docs/methods.md: 7,625 of 7,892).
 #[test]
 fn budget_rule_reproduces_the_published_amazon_lift() {
     let tmp = tempfile::tempdir().unwrap();

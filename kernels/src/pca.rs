@@ -1,4 +1,4 @@
-//! PCA reduction of profile embeddings (ProMax step 1, REFERENCE.md § ProMax).
+//! PCA reduction of profile embeddings (ProMax step 1, docs/methods.md § ProMax).
 //!
 //! Follows the published code (`LightGCN_promax.pca` in BlueGhostYi/ProRec): centre by the
 //! column mean, covariance `C = Xcᵀ Xc / (n − 1)` (numpy's `np.cov`, computed in f64 as
@@ -9,7 +9,7 @@
 //!
 //! [`Reduction::Separate`] fits one PCA per table, as the published code does: the two
 //! tables then live in unrelated bases, so a user–item cosine after the reduction carries
-//! no semantic signal (REFERENCE.md measured it at the random floor on ML-100k).
+//! no semantic signal (docs/methods.md measured it at the random floor on ML-100k).
 //! [`Reduction::Joint`] fits one mean and one covariance over the rows of both tables
 //! stacked together and applies that one basis to both, so the user–item cosine keeps its
 //! meaning.

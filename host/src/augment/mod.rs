@@ -5,7 +5,7 @@
 //! 1. **Budget** ([`budgets`]): with Q1, Q2, Q3 the quartiles of the per-user train counts,
 //!    a user with `n` items is lifted to `ceil(Q_next) + target_offset`, `Q_next` the
 //!    smallest quartile larger than `n`; users at or above Q3 get nothing. The published
-//!    Amazon-Book set follows this rule with `target_offset = 1` (REFERENCE.md).
+//!    Amazon-Book set follows this rule with `target_offset = 1` (docs/methods.md).
 //! 2. **Retrieval** ([`retrieve`]): the `knn` users most cosine-similar by profile; the
 //!    items they interacted with, minus the user's own, are the candidates (with how many
 //!    of the neighbours have each); candidates ranked by cosine between the mean profile of

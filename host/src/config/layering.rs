@@ -127,7 +127,7 @@ fn blame_layer(e: ConfigError, figment: &Figment) -> ConfigError {
 
 /// One figment layer: a dictionary plus the metadata that names where it came from.
 /// figment's own `Toml` provider is not used because it silently ignores a missing file
-/// (FINDINGS.md) and would pass `extends` through to the extracted config.
+/// (a known figment behaviour) and would pass `extends` through to the extracted config.
 struct Layer {
     metadata: Metadata,
     dict: Dict,

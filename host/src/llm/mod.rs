@@ -1,5 +1,5 @@
 //! A blocking client for OpenAI-compatible servers (`/chat/completions`,
-//! `/embeddings`): the network side of the LLM profile pipeline (DESIGN.md, "LLM pipeline").
+//! `/embeddings`): the network side of the LLM profile pipeline (docs/architecture.md, "LLM pipeline").
 //!
 //! ```no_run
 //! use promax::llm::{ChatMessage, LlmClient, LlmConfig};

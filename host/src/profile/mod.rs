@@ -1,4 +1,4 @@
-//! The first two steps of the LLM pipeline (DESIGN.md, "LLM pipeline"): written profiles
+//! The first two steps of the LLM pipeline (docs/architecture.md, "LLM pipeline"): written profiles
 //! through the chat endpoint (`promax profile`), then their embeddings through the
 //! embeddings endpoint (`promax embed`), the `.npy` tables `[data.profiles]` and
 //! `promax augment` read.

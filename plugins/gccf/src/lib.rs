@@ -1,4 +1,4 @@
-//! LR-GCCF as run for the published numbers (REFERENCE.md, RLMRec's `gccf.py`):
+//! LR-GCCF as run for the published numbers (docs/methods.md, RLMRec's `gccf.py`):
 //! `E(l+1) = Â·E(l)` over `Â = D^-1/2 (A + I) D^-1/2` from `E0 = [U; I]`, no weight matrix,
 //! no activation; final = `[E0 | E1 | … | EL]`, the layers concatenated along columns.
 
@@ -7,7 +7,7 @@ use promax_plugin_api::sdk::propagate::check_layers;
 use promax_plugin_api::sdk::rows::{add_node_gradient, node_tables, stack_nodes};
 use serde::{Deserialize, Serialize};
 
-/// LR-GCCF hyperparameters (defaults: the published configuration, REFERENCE.md).
+/// LR-GCCF hyperparameters (defaults: the published configuration, docs/methods.md).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[schemars(crate = "promax_plugin_api::schemars")]
@@ -91,7 +91,7 @@ impl BackboneImpl for Gccf {
     }
 
     /// Self-loops: the host normalises A + I. The published config lists keep_rate 0.8, but
-    /// the code that produced the numbers never drops edges (REFERENCE.md): keep_rate 1.0.
+    /// the code that produced the numbers never drops edges (docs/methods.md): keep_rate 1.0.
     fn graph_spec(&self) -> GraphSpec {
         GraphSpec {
             self_loops: true,

@@ -1,4 +1,4 @@
-//! SimGCL as run for the published numbers (REFERENCE.md, RLMRec's `simgcl.py`): the clean
+//! SimGCL as run for the published numbers (docs/methods.md, RLMRec's `simgcl.py`): the clean
 //! view is LightGCN (layer 0 summed, no edge dropout), trained by the host's BPR; the
 //! backbone's own [`aux_loss`](BackboneImpl::aux_loss) is the contrastive term between two
 //! noise-perturbed views of the same propagation.
@@ -217,7 +217,7 @@ impl BackboneImpl for SimGcl {
     }
 
     /// `cl_weight / B · (InfoNCE(users) + InfoNCE(positive items))` between two perturbed
-    /// views, negatives: all users / all items (REFERENCE.md). The noise, drawn from the
+    /// views, negatives: all users / all items (docs/methods.md). The noise, drawn from the
     /// batch seed, is a constant (sign has zero gradient almost everywhere), so each view's
     /// backward is LightGCN's propagation over Âᵀ, straight into `grads`.
     fn aux_loss(

@@ -110,7 +110,7 @@ pub struct ProfilesConfig {
     /// `.npy` float32 array `n_items × D`, resolved like `users`.
     pub items: PathBuf,
     /// `> 0`: instead of files, seeded standard-normal profiles of this dimension for every
-    /// user and item (REFERENCE.md's stand-in that isolates what the profiles contribute).
+    /// user and item (docs/methods.md's stand-in that isolates what the profiles contribute).
     pub random_dim: usize,
     /// Seed of the random profiles; separate from `train.seed` so that the profiles stay
     /// fixed while training seeds vary.
