@@ -3,6 +3,7 @@
 
 use anyhow::{anyhow, Result};
 use promax_kernels::{bench::bench_sdr, CpuKernels};
+use promax_plugin_api::sdk::rows::unit_rows;
 use promax_plugin_api::sdk::Compute;
 use promax_plugin_api::testing::SplitMix;
 use promax_plugin_api::SoftCeRequest;
@@ -31,11 +32,9 @@ fn random(n: usize, rng: &mut SplitMix) -> Vec<f32> {
     (0..n).map(|_| rng.symmetric(1.0) as f32).collect()
 }
 
-fn unit_rows(mut x: Vec<f32>, dim: usize) -> Vec<f32> {
-    for r in x.chunks_exact_mut(dim) {
-        let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        r.iter_mut().for_each(|v| *v /= n);
-    }
+fn random_unit_rows(n: usize, dim: usize, rng: &mut SplitMix) -> Vec<f32> {
+    let mut x = random(n * dim, rng);
+    unit_rows(&mut x, dim);
     x
 }
 
@@ -44,8 +43,8 @@ fn extra_bytes(b: usize, n: usize, d: usize) -> Result<usize> {
     let mut rng = SplitMix(7);
     let (users, items) = (random(b * d, &mut rng), random(n * d, &mut rng));
     let (tu, ti) = (
-        unit_rows(random(b * d, &mut rng), d),
-        unit_rows(random(n * d, &mut rng), d),
+        random_unit_rows(b, d, &mut rng),
+        random_unit_rows(n, d, &mut rng),
     );
     let lse = vec![(n as f32).ln(); b];
     let weights = vec![1.0 / b as f32; b];

@@ -25,16 +25,7 @@ use crate::plugin::{Batch, Dims, Graph, Terms};
 use crate::runfolder::resume::{self, Progress, StoreState, TrainState, CHECKPOINT};
 use crate::runfolder::{self, EpochRow, RunSummary};
 use crate::sampler::{user_items, Epoch, Sampler};
-
-/// Mixes the run seed with a counter (SplitMix64 finaliser), for per-step randomness.
-pub fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
-    let mut z = seed
-        .wrapping_add(a.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        .wrapping_add(b.wrapping_mul(0xD1B5_4A32_D192_ED03));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+use promax_plugin_api::sdk::rng::derive_seed;
 
 /// Per-batch buffers, reused across steps.
 struct Buffers {

@@ -368,7 +368,8 @@ fn weighted_sum_in_place(z: &mut [f32], k: &[f32]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::softmax::tests::{back64, dot64, hat64, lse64, random};
+    use crate::softmax::tests::random;
+    use promax_plugin_api::testing::{dot_f64, log_sum_exp, unit_rows_backward, unit_rows_f64};
     use promax_plugin_api::testing::{finite_difference_check, sample_indices, SplitMix};
     use promax_plugin_api::PairedNceRequest;
 
@@ -416,8 +417,8 @@ mod tests {
     /// (loss, d_a, d_b) in f64 with the full n × m matrix.
     fn naive(r: &InfoNceRequest<'_>) -> (f64, Vec<f64>, Vec<f64>) {
         let dim = r.dim;
-        let (ah, an) = hat64(r.a.as_slice(), dim);
-        let (bh, bn) = hat64(r.b.as_slice(), dim);
+        let (ah, an) = unit_rows_f64(r.a.as_slice(), dim);
+        let (bh, bn) = unit_rows_f64(r.b.as_slice(), dim);
         let (n, m) = (an.len(), bn.len());
         let (tau, eps, w) = (f64::from(r.tau), f64::from(r.eps), f64::from(r.weight));
         let mut loss = 0.0;
@@ -425,9 +426,9 @@ mod tests {
         for i in 0..n {
             let ai = &ah[i * dim..(i + 1) * dim];
             let z: Vec<f64> = (0..m)
-                .map(|c| dot64(ai, &bh[c * dim..(c + 1) * dim]) / tau)
+                .map(|c| dot_f64(ai, &bh[c * dim..(c + 1) * dim]) / tau)
                 .collect();
-            let l = lse64(&z);
+            let l = log_sum_exp(&z);
             let pi = (z[i] - l).exp();
             loss += -(pi + eps).ln();
             let s = pi / (pi + eps);
@@ -441,8 +442,8 @@ mod tests {
         }
         (
             w * loss,
-            back64(&ga, &ah, &an, dim),
-            back64(&gb, &bh, &bn, dim),
+            unit_rows_backward(&ga, &ah, &an, dim),
+            unit_rows_backward(&gb, &bh, &bn, dim),
         )
     }
 

@@ -449,7 +449,10 @@ pub(crate) fn rows_of(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use promax_plugin_api::testing::{finite_difference_check, sample_indices, SplitMix};
+    use promax_plugin_api::testing::{
+        dot_f64, finite_difference_check, log_sum_exp, sample_indices, unit_rows_backward,
+        unit_rows_f64, SplitMix,
+    };
 
     pub(crate) fn random(rng: &mut SplitMix, len: usize, a: f64) -> Vec<f32> {
         (0..len).map(|_| rng.symmetric(a) as f32).collect()
@@ -461,45 +464,6 @@ pub(crate) mod tests {
             r.iter_mut().for_each(|v| *v = (f64::from(*v) / n) as f32);
         }
         x
-    }
-
-    /// Row-normalised f64 copy (zero rows stay zero) and norms.
-    pub(crate) fn hat64(x: &[f32], dim: usize) -> (Vec<f64>, Vec<f64>) {
-        let mut h = Vec::with_capacity(x.len());
-        let mut norms = Vec::new();
-        for r in x.chunks_exact(dim) {
-            let n = r.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
-            h.extend(
-                r.iter()
-                    .map(|&v| if n > 0.0 { f64::from(v) / n } else { 0.0 }),
-            );
-            norms.push(n);
-        }
-        (h, norms)
-    }
-
-    pub(crate) fn dot64(a: &[f64], b: &[f64]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| x * y).sum()
-    }
-
-    /// Gradient w.r.t. raw rows given the gradient w.r.t. their normalisation.
-    pub(crate) fn back64(g: &[f64], h: &[f64], norms: &[f64], dim: usize) -> Vec<f64> {
-        let mut out = vec![0f64; g.len()];
-        for (r, &n) in norms.iter().enumerate() {
-            if n > 0.0 {
-                let (gr, hr) = (&g[r * dim..(r + 1) * dim], &h[r * dim..(r + 1) * dim]);
-                let d = dot64(gr, hr);
-                for c in 0..dim {
-                    out[r * dim + c] = (gr[c] - d * hr[c]) / n;
-                }
-            }
-        }
-        out
-    }
-
-    pub(crate) fn lse64(z: &[f64]) -> f64 {
-        let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
     }
 
     struct Sdr {
@@ -550,7 +514,7 @@ pub(crate) mod tests {
                                 / f64::from(ttau)
                         })
                         .collect();
-                    (lse64(&t) + f64::from(lse_offset) * (r as f64 - 2.0) / 3.0) as f32
+                    (log_sum_exp(&t) + f64::from(lse_offset) * (r as f64 - 2.0) / 3.0) as f32
                 })
                 .collect();
             Sdr {
@@ -591,8 +555,8 @@ pub(crate) mod tests {
         /// (loss, d_users, d_items) computed in f64 with full matrices.
         fn naive(&self, users: &[f32], items: &[f32]) -> (f64, Vec<f64>, Vec<f64>) {
             let (b, n, dim, tdim) = (self.b, self.n, self.dim, self.tdim);
-            let (uh, un) = hat64(users, dim);
-            let (vh, vn) = hat64(items, dim);
+            let (uh, un) = unit_rows_f64(users, dim);
+            let (vh, vn) = unit_rows_f64(items, dim);
             let (tau, ttau) = (f64::from(self.tau), f64::from(self.ttau));
             let mut loss = 0.0;
             let mut gu = vec![0f64; b * dim];
@@ -600,9 +564,9 @@ pub(crate) mod tests {
             for r in 0..b {
                 let ur = &uh[r * dim..(r + 1) * dim];
                 let z: Vec<f64> = (0..n)
-                    .map(|i| dot64(ur, &vh[i * dim..(i + 1) * dim]) / tau)
+                    .map(|i| dot_f64(ur, &vh[i * dim..(i + 1) * dim]) / tau)
                     .collect();
-                let l = lse64(&z);
+                let l = log_sum_exp(&z);
                 let q: Vec<f64> = (0..n)
                     .map(|i| {
                         let t: f64 = self.tu[r * tdim..(r + 1) * tdim]
@@ -626,7 +590,11 @@ pub(crate) mod tests {
                     }
                 }
             }
-            (loss, back64(&gu, &uh, &un, dim), back64(&gv, &vh, &vn, dim))
+            (
+                loss,
+                unit_rows_backward(&gu, &uh, &un, dim),
+                unit_rows_backward(&gv, &vh, &vn, dim),
+            )
         }
     }
 
@@ -828,7 +796,7 @@ pub(crate) mod tests {
                             / f64::from(tau)
                     })
                     .collect();
-                let l = lse64(&z);
+                let l = log_sum_exp(&z);
                 let h = -z
                     .iter()
                     .map(|&v| {

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use promax_kernels::pca::{reduce_profiles, ReduceOptions, Reduction};
 use promax_kernels::topk::score_topk;
 use promax_kernels::CsrMatrix;
+use promax_plugin_api::sdk::rows::unit_rows;
 use promax_plugin_api::TopkRequest;
 use serde::Serialize;
 
@@ -149,15 +150,6 @@ pub fn retrieval_profiles(
     unit_rows(&mut users, dim);
     unit_rows(&mut items, dim);
     Ok((users, items, dim))
-}
-
-fn unit_rows(x: &mut [f32], dim: usize) {
-    for row in x.chunks_exact_mut(dim) {
-        let n = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-        if n > 0.0 {
-            row.iter_mut().for_each(|v| *v /= n);
-        }
-    }
 }
 
 /// Per user, the candidates (best first, at most `max(max_candidates, limits[u])`, so a

@@ -2,14 +2,9 @@
 //! cross-entropy over all items and InfoNCE, written from their definitions with full
 //! logit matrices in f64, gradients by the chain rule through the row normalisation.
 
+use super::f64rows::{log_sum_exp as lse, unit_rows_backward, unit_rows_f64 as hat};
 use super::reference::{dot, expect_len, rows_of};
 use crate::abi::{SoftCeRequest, SoftmaxStatsRequest};
-
-/// `ln Σ exp(z)`, stable.
-fn lse(z: &[f64]) -> f64 {
-    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
-}
 
 pub(super) fn softmax_stats(
     req: &SoftmaxStatsRequest<'_>,
@@ -32,21 +27,6 @@ pub(super) fn softmax_stats(
         entropy[r] = if z.is_empty() { 0.0 } else { h as f32 };
     }
     Ok(())
-}
-
-/// Unit rows (a zero row stays zero) and the norms, in f64.
-fn hat(x: &[f32], dim: usize) -> (Vec<f64>, Vec<f64>) {
-    let mut h = Vec::with_capacity(x.len());
-    let mut norms = Vec::new();
-    for r in x.chunks_exact(dim) {
-        let n = r.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
-        h.extend(
-            r.iter()
-                .map(|&v| if n > 0.0 { f64::from(v) / n } else { 0.0 }),
-        );
-        norms.push(n);
-    }
-    (h, norms)
 }
 
 /// Logits `z_rc = â_r · b̂_c / tau` of unit rows, and the chain rule back to the raw rows:
@@ -102,13 +82,8 @@ impl Cosines {
 
 /// `acc += dL/dx` from `g = dL/dx̂` through `x̂ = x / |x|`.
 fn unhat(g: &[f64], (h, norms): &(Vec<f64>, Vec<f64>), dim: usize, acc: &mut [f32]) {
-    for (r, &n) in norms.iter().enumerate().filter(|(_, &n)| n > 0.0) {
-        let (gr, hr) = (&g[r * dim..(r + 1) * dim], &h[r * dim..(r + 1) * dim]);
-        let along: f64 = gr.iter().zip(hr).map(|(x, y)| x * y).sum();
-        for c in 0..dim {
-            acc[r * dim + c] += ((gr[c] - along * hr[c]) / n) as f32;
-        }
-    }
+    let grad = unit_rows_backward(g, h, norms, dim);
+    acc.iter_mut().zip(grad).for_each(|(a, v)| *a += v as f32);
 }
 
 pub(super) fn soft_ce(

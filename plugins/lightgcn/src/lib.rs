@@ -122,37 +122,24 @@ mod tests {
     use super::*;
     use promax_plugin_api::sdk::{backbone_box, parse_hparams};
     use promax_plugin_api::testing::{
-        bipartite_adjacency, check_backbone_gradients, compute, drop_edges, emb_buf, env,
-        graph_view, layout_of, Csr, ReferenceKernels,
+        assert_backbone_rejects, assert_hparams_documented, bipartite_adjacency, compute,
+        drop_edges, emb_buf, env, graph_view, layout_of, new_small_backbone,
+        small_graph_mismatches, Csr, ReferenceKernels, SMALL_ITEMS, SMALL_PAIRS, SMALL_USERS,
     };
-    use promax_plugin_api::{BackboneBox, PluginEnv, PluginKind};
-
-    const PAIRS: [(u32, u32); 8] = [
-        (0, 0),
-        (0, 1),
-        (0, 4),
-        (1, 1),
-        (1, 2),
-        (2, 3),
-        (3, 4),
-        (3, 0),
-    ];
+    use promax_plugin_api::{BackboneBox, PluginKind};
 
     fn lightgcn(text: &str, n_users: usize, n_items: usize) -> LightGcn {
         let h = parse_hparams(text).expect("valid");
         LightGcn::new(h, &env(n_users, n_items)).expect("builds")
     }
 
-    /// Mismatches of the finite-difference check on the 4 × 5 graph, all parameters.
     fn mismatches(b: &mut BackboneBox, adj: &Csr, adj_t: &Csr) -> usize {
-        let g = graph_view(4, adj.view(), adj_t.view());
-        let bad = check_backbone_gradients(b, &ReferenceKernels.as_ref(), g, usize::MAX, 3);
-        bad.expect("runs").len()
+        small_graph_mismatches(b, adj, adj_t, 3)
     }
 
     #[test]
     fn gradients_match_finite_differences() {
-        let adj = bipartite_adjacency(4, 5, &PAIRS, false);
+        let adj = bipartite_adjacency(SMALL_USERS, SMALL_ITEMS, &SMALL_PAIRS, false);
         let (dropped, dropped_t) = &drop_edges(&adj, 0.6, 11);
         assert_ne!(
             dropped,
@@ -217,7 +204,7 @@ mod tests {
 
     #[test]
     fn the_gradient_check_catches_a_dropped_layer() {
-        let adj = bipartite_adjacency(4, 5, &PAIRS, false);
+        let adj = bipartite_adjacency(SMALL_USERS, SMALL_ITEMS, &SMALL_PAIRS, false);
         let mut b = backbone_box(DropsLayer(lightgcn("dim = 3", 4, 5)));
         assert!(mismatches(&mut b, &adj, &adj) > 0);
     }
@@ -255,19 +242,7 @@ mod tests {
 
     #[test]
     fn constructor_errors_name_the_key() {
-        let m = root_module();
-        let env = PluginEnv {
-            n_users: 4,
-            n_items: 5,
-            data_dir: "".into(),
-            seed: 1,
-            profiles: promax_plugin_api::ProfilesRef::none(),
-        };
-        let err = |text: &str| match m.new_backbone()(text.into(), &env).into_result() {
-            Ok(_) => panic!("`{text}` was accepted"),
-            Err(e) => e.into_string(),
-        };
-        for (text, key) in [
+        let cases = [
             ("keep_rate = 0", "`keep_rate`"),
             ("keep_rate = 1.5", "`keep_rate`"),
             ("keep_rate = -0.2", "`keep_rate`"),
@@ -276,10 +251,9 @@ mod tests {
             ("laayers = 2", "did you mean `layers`?"),
             ("include_layer0 = \"yes\"", "`include_layer0`"),
             ("layers = 2.5", "`layers`"),
-        ] {
-            assert!(err(text).contains(key), "{text}: {}", err(text));
-        }
-        let b = m.new_backbone()("keep_rate = 0.5\nlayers = 2".into(), &env).unwrap();
+        ];
+        assert_backbone_rejects(root_module(), &cases);
+        let b = new_small_backbone(root_module(), "keep_rate = 0.5\nlayers = 2").unwrap();
         let spec = b.graph_spec();
         assert!(spec.uses_graph && !spec.self_loops && spec.keep_rate == 0.5);
         let shapes: Vec<_> = b.tables().iter().map(|t| (t.rows, t.cols)).collect();
@@ -288,20 +262,12 @@ mod tests {
 
     #[test]
     fn info_documents_every_hyperparameter() {
-        let info = root_module().info()().unwrap();
-        assert_eq!(info.name.as_str(), "lightgcn");
-        assert_eq!(info.kind, PluginKind::Backbone);
-        let mut shown: Vec<(&str, &str)> = (info.hparams.iter())
-            .map(|h| (h.name.as_str(), h.default.as_str()))
-            .collect();
-        shown.sort_unstable();
         let want = [
             ("dim", "32"),
             ("include_layer0", "true"),
             ("keep_rate", "0.8"),
             ("layers", "3"),
         ];
-        assert_eq!(shown, want);
-        assert!(info.hparams.iter().all(|h| !h.doc.is_empty()));
+        assert_hparams_documented(root_module(), "lightgcn", PluginKind::Backbone, &want);
     }
 }

@@ -88,9 +88,10 @@ promax_plugin_api::declare_backbone!(Mf);
 mod tests {
     use super::*;
     use promax_plugin_api::testing::{
-        bipartite_adjacency, check_backbone_gradients, env, graph_view, Csr, ReferenceKernels,
+        assert_backbone_rejects, assert_hparams_documented, bipartite_adjacency,
+        check_backbone_gradients, env, graph_view, new_small_backbone, Csr, ReferenceKernels,
     };
-    use promax_plugin_api::{sdk::backbone_box, PluginEnv, PluginKind};
+    use promax_plugin_api::{sdk::backbone_box, PluginKind};
 
     #[test]
     fn gradients_match_finite_differences() {
@@ -119,35 +120,20 @@ mod tests {
 
     #[test]
     fn constructor_errors_name_the_key() {
-        let m = root_module();
-        let env = PluginEnv {
-            n_users: 4,
-            n_items: 5,
-            data_dir: "".into(),
-            seed: 1,
-            profiles: promax_plugin_api::ProfilesRef::none(),
-        };
-        let err = |text: &str| match m.new_backbone()(text.into(), &env).into_result() {
-            Ok(_) => panic!("`{text}` was accepted"),
-            Err(e) => e.into_string(),
-        };
-        assert!(err("dim = 0").contains("`dim`"));
-        assert!(err("dimm = 8").contains("did you mean `dim`?"));
-        assert!(err(r#"dim = "big""#).contains("`dim`"));
-        let b = m.new_backbone()(r#"{"dim": 8}"#.into(), &env).unwrap();
+        let cases = [
+            ("dim = 0", "`dim`"),
+            ("dimm = 8", "did you mean `dim`?"),
+            (r#"dim = "big""#, "`dim`"),
+        ];
+        assert_backbone_rejects(root_module(), &cases);
+        let b = new_small_backbone(root_module(), r#"{"dim": 8}"#).unwrap();
         let shapes: Vec<_> = b.tables().iter().map(|t| (t.rows, t.cols)).collect();
         assert_eq!(shapes, [(4, 8), (5, 8)]);
     }
 
     #[test]
     fn info_documents_every_hyperparameter() {
-        let info = root_module().info()().unwrap();
-        assert_eq!(
-            (info.name.as_str(), info.kind),
-            ("mf", PluginKind::Backbone)
-        );
-        let names: Vec<&str> = info.hparams.iter().map(|h| h.name.as_str()).collect();
-        assert_eq!(names, ["dim"]);
-        assert!(info.hparams.iter().all(|h| !h.doc.is_empty()));
+        let want = [("dim", "32")];
+        assert_hparams_documented(root_module(), "mf", PluginKind::Backbone, &want);
     }
 }

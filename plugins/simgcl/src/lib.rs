@@ -261,21 +261,12 @@ mod tests {
     use super::*;
     use promax_plugin_api::sdk::{backbone_box, parse_hparams};
     use promax_plugin_api::testing::{
-        bipartite_adjacency, check_backbone_gradients, compute, drop_edges, emb, emb_buf, env,
-        finite_difference_check, graph_view, layout_of, Csr, ReferenceKernels, SplitMix,
+        assert_backbone_rejects, assert_hparams_documented, bipartite_adjacency,
+        check_backbone_gradients, compute, drop_edges, emb, emb_buf, env, finite_difference_check,
+        graph_view, layout_of, new_small_backbone, Csr, ReferenceKernels, SplitMix, SMALL_PAIRS,
     };
-    use promax_plugin_api::{BackboneBox, KernelsRef, PluginEnv, PluginKind, TableLayout};
+    use promax_plugin_api::{BackboneBox, KernelsRef, PluginKind, TableLayout};
 
-    const PAIRS: [(u32, u32); 8] = [
-        (0, 0),
-        (0, 1),
-        (0, 4),
-        (1, 1),
-        (1, 2),
-        (2, 3),
-        (3, 4),
-        (3, 0),
-    ];
     /// A batch with repeated users and items, so that multiplicities > 1 are exercised.
     const USERS: [u32; 6] = [0, 3, 0, 1, 3, 0];
     const POS: [u32; 6] = [1, 4, 0, 1, 0, 4];
@@ -357,7 +348,7 @@ mod tests {
 
     #[test]
     fn aux_loss_gradients_match_finite_differences() {
-        let adj = bipartite_adjacency(4, 5, &PAIRS, false);
+        let adj = bipartite_adjacency(4, 5, &SMALL_PAIRS, false);
         let (dropped, dropped_t) = &drop_edges(&adj, 0.6, 11);
         assert_ne!(
             dropped,
@@ -384,7 +375,7 @@ mod tests {
 
     #[test]
     fn clean_view_gradients_match_finite_differences() {
-        let adj = bipartite_adjacency(4, 5, &PAIRS, false);
+        let adj = bipartite_adjacency(4, 5, &SMALL_PAIRS, false);
         let k = ReferenceKernels.as_ref();
         for text in ["dim = 3", "dim = 2\nlayers = 1"] {
             let mut b = backbone_box(simgcl(text, 4, 5));
@@ -397,7 +388,7 @@ mod tests {
     /// Runs the aux loss on the 4 × 5 graph with random (mixed-sign) parameters; returns
     /// the model (its perturbed views inside) and the loss.
     fn run_aux(text: &str, seed: u64) -> (SimGcl, f64) {
-        let adj = bipartite_adjacency(4, 5, &PAIRS, false);
+        let adj = bipartite_adjacency(4, 5, &SMALL_PAIRS, false);
         let mut m = simgcl(text, 4, 5);
         let layout = layout_of(&m.tables());
         let params = promax_plugin_api::testing::random_params(&layout, 4);
@@ -464,7 +455,7 @@ mod tests {
         assert_ne!(a.views[0], a.views[1], "the two views draw different noise");
         // eps = 0: both perturbed views are the clean LightGCN output.
         let (z, _) = run_aux("dim = 3\neps = 0.0", 5);
-        let adj = bipartite_adjacency(4, 5, &PAIRS, false);
+        let adj = bipartite_adjacency(4, 5, &SMALL_PAIRS, false);
         let layout = layout_of(&z.tables());
         let params = promax_plugin_api::testing::random_params(&layout, 4);
         let (mut clean, mut out) = (simgcl("dim = 3", 4, 5), vec![0f32; 27]);
@@ -533,19 +524,7 @@ mod tests {
 
     #[test]
     fn constructor_errors_name_the_key() {
-        let m = root_module();
-        let env = PluginEnv {
-            n_users: 4,
-            n_items: 5,
-            data_dir: "".into(),
-            seed: 1,
-            profiles: promax_plugin_api::ProfilesRef::none(),
-        };
-        let err = |text: &str| match m.new_backbone()(text.into(), &env).into_result() {
-            Ok(_) => panic!("`{text}` was accepted"),
-            Err(e) => e.into_string(),
-        };
-        for (text, key) in [
+        let cases = [
             ("layers = 0", "`layers`"),
             ("dim = 0", "`dim`"),
             ("eps = -0.1", "`eps`"),
@@ -556,10 +535,9 @@ mod tests {
             ("cl_tau = \"0.2\"", "`cl_tau`"),
             ("cl_weigth = 0.1", "did you mean `cl_weight`?"),
             ("keep_rate = 0.8", "`keep_rate`"),
-        ] {
-            assert!(err(text).contains(key), "{text}: {}", err(text));
-        }
-        let b = m.new_backbone()("layers = 2".into(), &env).unwrap();
+        ];
+        assert_backbone_rejects(root_module(), &cases);
+        let b = new_small_backbone(root_module(), "layers = 2").unwrap();
         let spec = b.graph_spec();
         assert!(spec.uses_graph && !spec.self_loops && spec.keep_rate == 1.0);
         assert_eq!(b.width(), 32);
@@ -569,13 +547,6 @@ mod tests {
 
     #[test]
     fn info_documents_every_hyperparameter() {
-        let info = root_module().info()().unwrap();
-        assert_eq!(info.name.as_str(), "simgcl");
-        assert_eq!(info.kind, PluginKind::Backbone);
-        let mut shown: Vec<(&str, &str)> = (info.hparams.iter())
-            .map(|h| (h.name.as_str(), h.default.as_str()))
-            .collect();
-        shown.sort_unstable();
         let want = [
             ("cl_tau", "0.2"),
             ("cl_weight", "0.1"),
@@ -583,7 +554,6 @@ mod tests {
             ("eps", "0.9"),
             ("layers", "3"),
         ];
-        assert_eq!(shown, want);
-        assert!(info.hparams.iter().all(|h| !h.doc.is_empty()));
+        assert_hparams_documented(root_module(), "simgcl", PluginKind::Backbone, &want);
     }
 }
