@@ -239,7 +239,7 @@ pub fn env(n_users: usize, n_items: usize) -> Env<'static> {
     }
 }
 
-/// [`env`] with profile embeddings (tests of augmenters that read them).
+/// [`env()`] with profile embeddings (tests of augmenters that read them).
 pub fn env_with_profiles<'a>(
     n_users: usize,
     n_items: usize,
