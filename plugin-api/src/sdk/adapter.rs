@@ -2,8 +2,6 @@
 //! the root modules and boxes built from them. Every call is guarded: neither a panic nor
 //! an error crosses the FFI boundary raw.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
 use abi_stable::{
     prefix_type::PrefixTypeTrait,
     sabi_trait::TD_Opaque,
@@ -30,13 +28,13 @@ struct BackboneAdapter<T>(T);
 
 impl<T: BackboneImpl> Backbone for BackboneAdapter<T> {
     fn tables(&self) -> RVec<TableSpec> {
-        catch_unwind(AssertUnwindSafe(|| self.0.tables().into())).unwrap_or_default()
+        catch_panic(|| self.0.tables().into()).unwrap_or_default()
     }
     fn graph_spec(&self) -> GraphSpec {
-        catch_unwind(AssertUnwindSafe(|| self.0.graph_spec())).unwrap_or_default()
+        catch_panic(|| self.0.graph_spec()).unwrap_or_default()
     }
     fn width(&self) -> usize {
-        catch_unwind(AssertUnwindSafe(|| self.0.width())).unwrap_or(0)
+        catch_panic(|| self.0.width()).unwrap_or(0)
     }
     fn forward(
         &mut self,
@@ -103,10 +101,10 @@ struct AugmenterAdapter<T>(T);
 
 impl<T: AugmenterImpl> Augmenter for AugmenterAdapter<T> {
     fn tables(&self) -> RVec<TableSpec> {
-        catch_unwind(AssertUnwindSafe(|| self.0.tables().into())).unwrap_or_default()
+        catch_panic(|| self.0.tables().into()).unwrap_or_default()
     }
     fn views(&self) -> RVec<ViewSpec> {
-        catch_unwind(AssertUnwindSafe(|| self.0.views().into())).unwrap_or_default()
+        catch_panic(|| self.0.views().into()).unwrap_or_default()
     }
     fn loss(
         &mut self,
