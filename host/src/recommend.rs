@@ -27,7 +27,7 @@ use crate::sampler::user_items;
 fn rebuild_final_embeddings(cfg: &Config, run_dir: &Path) -> Result<(usize, Vec<f32>)> {
     let registry = Registry::discover(&cfg.plugin_dirs)?;
     let ds = load_dataset(&cfg.data)?;
-    let mut model = Model::build(cfg, &registry, &ds)?;
+    let mut model = Model::build(cfg, &registry, &ds, &crate::augment::cache::SourceViews)?;
     runfolder::load_checkpoint(run_dir, &mut model)?;
     let mut emb = Vec::new();
     model.embed(&CpuKernels, &mut emb)?;
