@@ -17,6 +17,7 @@ pub mod model;
 pub mod params;
 pub mod plugin;
 pub mod profile;
+pub mod ranking;
 pub mod recommend;
 pub mod registry;
 pub mod runfolder;

@@ -9,7 +9,7 @@ use promax_plugin_api::GraphSpec;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
-use crate::data::{read_pairs, Dataset, DuplicatePolicy};
+use crate::data::{read_pairs, Dataset, DuplicatePolicy, Pairs};
 use crate::params::ParamStore;
 use crate::plugin::{AugmenterHandle, BackboneHandle, Graph, PluginFactory};
 use crate::registry::Registry;
@@ -70,10 +70,51 @@ fn resolve_view_path(ds: &Dataset, given: &str) -> PathBuf {
     }
 }
 
+/// The graph views whose interactions name no file but a set built for the run
+/// (`source:NAME`, docs/methods.md "Augmentation sources"). The augment module implements
+/// it (`augment::cache::SourceViews`); the model only asks.
+pub trait NamedViews {
+    /// `None` when `interactions` names a file; else the set's pairs and the path that
+    /// identifies it (its cache file, or a name for a set built in memory).
+    fn resolve(
+        &self,
+        cfg: &Config,
+        ds: &Dataset,
+        interactions: &str,
+    ) -> Option<Result<(PathBuf, Pairs)>>;
+}
+
+/// Every view's interactions name a file.
+pub struct FilesOnly;
+
+impl NamedViews for FilesOnly {
+    fn resolve(&self, _: &Config, _: &Dataset, _: &str) -> Option<Result<(PathBuf, Pairs)>> {
+        None
+    }
+}
+
+/// Where a view's error points: the plugin's hyperparameter that holds `interactions`
+/// (`plugins.promax.augmented`) when one does, and the view.
+fn view_context(cfg: &Config, plugin: &str, view: &str, interactions: &str) -> String {
+    let key = cfg
+        .plugins
+        .get(plugin)
+        .and_then(|t| t.as_object())
+        .and_then(|t| t.iter().find(|(_, v)| v.as_str() == Some(interactions)))
+        .map(|(k, _)| format!("plugins.{plugin}.{k} = {interactions:?}: "))
+        .unwrap_or_default();
+    format!("{key}graph view `{view}` of plugin `{plugin}`")
+}
+
 impl Model {
     /// Instantiates the configured plugins, initialises their tables (seeded) and builds
-    /// the graph views they need.
-    pub fn build(cfg: &Config, registry: &Registry, ds: &Dataset) -> Result<Model> {
+    /// the graph views they need; a view named by `source:NAME` comes from `named`.
+    pub fn build(
+        cfg: &Config,
+        registry: &Registry,
+        ds: &Dataset,
+        named: &dyn NamedViews,
+    ) -> Result<Model> {
         check_plugin_tables(cfg, registry)?;
         let plugins = PluginFactory::new(registry, ds, cfg.train.seed);
         let name = cfg.model.backbone.as_str();
@@ -90,20 +131,30 @@ impl Model {
         for aug in &cfg.model.augmenters {
             let mut handle = plugins.augmenter(aug, &hparams_json(cfg, aug), backbone.dims())?;
             for v in handle.view_requests() {
-                let path = resolve_view_path(ds, &v.interactions);
+                let context = || view_context(cfg, aug, &v.name, &v.interactions);
+                let (path, built) = match named.resolve(cfg, ds, &v.interactions) {
+                    Some(found) => {
+                        let (path, pairs) = found.with_context(context)?;
+                        (path, Some(pairs))
+                    }
+                    None => (resolve_view_path(ds, &v.interactions), None),
+                };
                 let idx = match views
                     .iter()
                     .position(|g| g.source.as_deref() == Some(&path))
                 {
                     Some(i) => i,
                     None => {
-                        let pairs = read_pairs(
-                            &path,
-                            Some(ds.n_users),
-                            Some(ds.n_items),
-                            DuplicatePolicy::Error,
-                        )
-                        .with_context(|| format!("graph view `{}` of plugin `{aug}`", v.name))?;
+                        let pairs = match built {
+                            Some(pairs) => pairs,
+                            None => read_pairs(
+                                &path,
+                                Some(ds.n_users),
+                                Some(ds.n_items),
+                                DuplicatePolicy::Error,
+                            )
+                            .with_context(context)?,
+                        };
                         views.push(ViewGraph {
                             name: v.name,
                             source: Some(path),

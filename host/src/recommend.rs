@@ -3,22 +3,21 @@
 //! user's TRAIN items excluded, best first.
 //!
 //! Users are scored in tiles of [`TILE_USERS`] through the same top-K kernel the evaluator
-//! uses, and `--all` streams each tile's lines to the output file before the next tile is
-//! scored: memory is the embeddings plus one tile (`TILE_USERS × k` results and the tile's
-//! exclusion rows), whatever the number of users. The file is written under a temporary
-//! name and renamed when complete.
+//! uses ([`crate::ranking`]), and `--all` streams each tile's lines to the output file
+//! before the next tile is scored: memory is the embeddings plus one tile (`TILE_USERS × k`
+//! results and the tile's exclusion rows), whatever the number of users. The file is
+//! written under a temporary name and renamed when complete.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use promax_kernels::{CpuKernels, CsrMatrix};
-use promax_plugin_api::sdk::Compute;
-use promax_plugin_api::TopkRequest;
 
 use crate::config::{self, Config, DataConfig, ProfilesConfig};
 use crate::data::load_dataset;
 use crate::model::Model;
+use crate::ranking::top_unseen;
 use crate::registry::Registry;
 use crate::runfolder::{self, temp_path};
 use crate::sampler::user_items;
@@ -28,7 +27,7 @@ use crate::sampler::user_items;
 fn rebuild_final_embeddings(cfg: &Config, run_dir: &Path) -> Result<(usize, Vec<f32>)> {
     let registry = Registry::discover(&cfg.plugin_dirs)?;
     let ds = load_dataset(&cfg.data)?;
-    let mut model = Model::build(cfg, &registry, &ds)?;
+    let mut model = Model::build(cfg, &registry, &ds, &crate::augment::cache::SourceViews)?;
     runfolder::load_checkpoint(run_dir, &mut model)?;
     let mut emb = Vec::new();
     model.embed(&CpuKernels, &mut emb)?;
@@ -43,9 +42,7 @@ pub struct Recommender {
     emb: Vec<f32>,
     width: usize,
     n_users: usize,
-    n_items: usize,
     train: CsrMatrix,
-    kernels: CpuKernels,
 }
 
 /// One recommended item.
@@ -80,9 +77,7 @@ impl Recommender {
             emb,
             width,
             n_users: ds.n_users,
-            n_items: ds.n_items,
             train: user_items(ds.n_users, ds.n_items, &ds.train),
-            kernels: CpuKernels,
         })
     }
 
@@ -103,45 +98,14 @@ impl Recommender {
             bail!("k must be at least 1");
         }
         let w = self.width;
-        let queries: Vec<f32> = users
-            .iter()
-            .flat_map(|&u| {
-                self.emb[u as usize * w..(u as usize + 1) * w]
-                    .iter()
-                    .copied()
-            })
-            .collect();
-        let triplets: Vec<(u32, u32, f32)> = users
-            .iter()
-            .enumerate()
-            .flat_map(|(r, &u)| {
-                let own = self.train.row(u as usize).0;
-                own.iter().map(move |&i| (r as u32, i, 1.0))
-            })
-            .collect();
-        let exclude = CsrMatrix::from_triplets(users.len(), self.n_items, &triplets);
-        let (mut items, mut scores) = (vec![0u32; users.len() * k], vec![0f32; users.len() * k]);
-        Compute::new(self.kernels.as_ref())
-            .score_topk(
-                TopkRequest {
-                    queries: queries.as_slice().into(),
-                    items: self.emb[self.n_users * w..].into(),
-                    dim: w,
-                    exclude: exclude.view(),
-                    k,
-                },
-                &mut items,
-                &mut scores,
-            )
-            .map_err(|e| anyhow!(e))?;
-        Ok(items
-            .chunks_exact(k)
-            .zip(scores.chunks_exact(k))
-            .map(|(is, ss)| {
-                is.iter()
-                    .zip(ss)
-                    .filter(|(&i, _)| i != u32::MAX)
-                    .map(|(&item, &score)| Rec { item, score })
+        let (user_emb, item_emb) = self.emb.split_at(self.n_users * w);
+        let own = |u: u32| self.train.row(u as usize).0;
+        let ranked = top_unseen(user_emb, item_emb, w, users, &own, k).map_err(|e| anyhow!(e))?;
+        Ok(ranked
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|(item, score)| Rec { item, score })
                     .collect()
             })
             .collect())

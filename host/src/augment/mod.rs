@@ -16,6 +16,11 @@
 //!
 //! Profiles are first reduced like ProMax does (PCA to `reduce_dim`, whitened), or used raw
 //! with `reduce_dim = 0`.
+//!
+//! Other sources of added items (random, popular, a trained run's scores) get the same
+//! budgets ([`sources`]); a run can name any of them as a graph view, built once and cached
+//! beside the data ([`cache`]); [`evaluate`] measures how many added pairs are held-out
+//! pairs (it reads valid and test, which building never does).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -30,13 +35,18 @@ use serde::Serialize;
 use crate::config::ReductionMode;
 use crate::data::{Pairs, Profiles};
 
+pub mod cache;
+mod evaluate;
 mod llm_rerank;
 mod output;
-pub use crate::config::AugmentConfig;
+pub mod sources;
+pub use crate::config::{AugmentConfig, AugmentSource};
 // The quartiles and per-user counts the budgets are built on are the dataset statistics'.
 pub use crate::data::stats::{quartiles, user_counts as counts};
+pub use evaluate::{evaluate, Evaluation};
 pub use llm_rerank::{read_texts, LlmRerank, Prompt, DEFAULT_RERANK_PROMPT};
 pub use output::{check_output, SPLITS};
+pub use sources::{build, CfRun, Source, SourceReport};
 
 /// Why augmentation failed.
 #[derive(Debug, thiserror::Error)]
@@ -369,6 +379,8 @@ pub struct GroupReport {
 /// What `promax augment` did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AugmentReport {
+    /// Where the added items came from, with its settings.
+    pub source: SourceReport,
     pub quartiles: [f64; 3],
     pub target_offset: u32,
     pub rerank: String,
@@ -377,6 +389,8 @@ pub struct AugmentReport {
     /// Users who got fewer items than their budget (too few candidates, or an LLM answer
     /// with too few valid ids).
     pub short_users: usize,
+    /// Items those users were short of, in all (budgets minus added).
+    pub short_pairs: u64,
     pub rejected_ids: usize,
     /// Users whose LLM answer was unusable (the dense order was used).
     pub fallback_users: usize,
@@ -391,11 +405,24 @@ pub struct AugmentReport {
     pub calls: String,
     /// Groups: below Q1, [Q1, Q2), [Q2, Q3), at or above Q3.
     pub groups: [GroupReport; 4],
+    /// The cache record of a set built for a run's graph view (`source:NAME`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<cache::CacheRecord>,
+    /// Added pairs found in valid / test (`promax augment --evaluate`): an evaluation that
+    /// reads the held-out splits, kept apart from what building read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<Evaluation>,
 }
 
 impl fmt::Display for AugmentReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let [q1, q2, q3] = self.quartiles;
+        let s = &self.source;
+        match (s.seed, &s.from_run) {
+            (Some(seed), _) => writeln!(f, "source: {} (seed {seed})", s.name)?,
+            (None, Some(run)) => writeln!(f, "source: {} (run {run})", s.name)?,
+            (None, None) => writeln!(f, "source: {}", s.name)?,
+        }
         writeln!(
             f,
             "quartiles of train items per user: Q1 {q1}, Q2 {q2}, Q3 {q3}; target = next \
@@ -413,8 +440,13 @@ impl fmt::Display for AugmentReport {
         }
         write!(
             f,
-            "train pairs {}, added {} ({} users short of their budget), ids rejected {}",
-            self.train_pairs, self.added_pairs, self.short_users, self.rejected_ids
+            "train pairs {}, added {} ({} users short of their budget by {} items in all), ids \
+             rejected {}",
+            self.train_pairs,
+            self.added_pairs,
+            self.short_users,
+            self.short_pairs,
+            self.rejected_ids
         )?;
         if !self.calls.is_empty() {
             write!(
@@ -427,6 +459,9 @@ impl fmt::Display for AugmentReport {
                 self.fallback_users,
                 self.topped_up_users
             )?;
+        }
+        if let Some(e) = &self.evaluation {
+            write!(f, "\n{e}")?;
         }
         Ok(())
     }
@@ -473,6 +508,7 @@ pub fn augment(
         g.added += choice.items.len() as u64;
         g.lifted += usize::from(!choice.items.is_empty());
         report.short_users += usize::from(choice.items.len() < budget[u] as usize);
+        report.short_pairs += u64::from(budget[u]).saturating_sub(choice.items.len() as u64);
         report.rejected_ids += choice.rejected;
         report.fallback_users += usize::from(choice.fell_back);
         report.unusable_users += usize::from(choice.unusable());

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use promax::augment;
+use promax::augment::{self, AugmentSource, Source};
 use promax::config::{self, Config, DataConfig, RerankMode};
-use promax::data::{load_dataset, profile_table_rows, read_pairs, stats};
+use promax::data::{load_dataset, profile_table_rows, read_pairs, stats, DuplicatePolicy, Pairs};
 use promax::profile;
 use promax::runfolder::write_atomic;
 
@@ -56,72 +56,67 @@ pub fn cmd_embed(args: &DatasetArgs, what: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn cmd_augment(
-    args: &DatasetArgs,
-    out: Option<&Path>,
-    budgets_only: Option<&Path>,
-    overwrite: bool,
-) -> Result<()> {
-    let cfg = dataset_config(args)?;
+/// `--source NAME`.
+pub fn parse_source(name: &str) -> Result<AugmentSource> {
+    augment::cache::source_named(name).with_context(|| {
+        format!(
+            "--source {name:?}: must be one of {:?}",
+            AugmentSource::NAMES
+        )
+    })
+}
+
+/// The flags of `promax augment` besides the dataset folder and config layers.
+pub struct AugmentOpts<'a> {
+    pub out: Option<&'a Path>,
+    pub budgets_only: Option<&'a Path>,
+    pub overwrite: bool,
+    /// `--source` (overrides `augment.source`).
+    pub source: Option<AugmentSource>,
+    /// `--from-run` (overrides `augment.from_run`).
+    pub from_run: Option<&'a Path>,
+    /// `--evaluate` (after building: `Some(None)`) or `--evaluate FILE` (no build).
+    pub evaluate: Option<Option<&'a Path>>,
+}
+
+pub fn cmd_augment(args: &DatasetArgs, o: AugmentOpts<'_>) -> Result<()> {
+    let mut cfg = dataset_config(args)?;
+    if let Some(source) = o.source {
+        cfg.augment.source = source;
+    }
+    if let Some(run) = o.from_run {
+        cfg.augment.from_run = run.to_path_buf();
+    }
     let dataset_dir = args.dataset_dir.as_path();
+    if let Some(Some(file)) = o.evaluate {
+        return evaluate_file(dataset_dir, &cfg, file);
+    }
     // Checked before any work: an LLM re-ranking is slow, and its result must not be lost
     // to a refusal at the end.
-    if let Some(path) = budgets_only {
-        augment::check_output(path, dataset_dir, overwrite)?;
+    if let Some(path) = o.budgets_only {
+        augment::check_output(path, dataset_dir, o.overwrite)?;
     }
-    let out = out.map_or_else(|| dataset_dir.join("augmented.tsv"), Path::to_path_buf);
-    let mut report_path = out.clone().into_os_string();
-    report_path.push(".report.json");
-    let report_path = PathBuf::from(report_path);
-    if budgets_only.is_none() {
-        augment::check_output(&out, dataset_dir, overwrite)?;
-        augment::check_output(&report_path, dataset_dir, overwrite)?;
+    let out = o
+        .out
+        .map_or_else(|| dataset_dir.join("augmented.tsv"), Path::to_path_buf);
+    let report_path = augment::cache::report_path(&out);
+    if o.budgets_only.is_none() {
+        augment::check_output(&out, dataset_dir, o.overwrite)?;
+        augment::check_output(&report_path, dataset_dir, o.overwrite)?;
     }
     let train_path = dataset_dir.join("train.tsv");
     let train = read_pairs(&train_path, None, None, cfg.data.duplicates)?;
-    let n_users = train
-        .iter()
-        .map(|&(u, _)| u as usize + 1)
-        .max()
-        .unwrap_or(0);
-    if let Some(path) = budgets_only {
-        let counts = augment::counts(&train, n_users);
-        let q = augment::quartiles(&counts);
-        let budgets = augment::budgets(&counts, &q, cfg.augment.target_offset)?;
-        let mut text = String::from("user\tbudget\n");
-        for (u, b) in budgets.iter().enumerate() {
-            text.push_str(&format!("{u}\t{b}\n"));
-        }
-        write_atomic(path, text.as_bytes())?;
-        println!(
-            "{}: budgets of {n_users} users (quartiles {:?}, target = next quartile + {}), \
-             {} items in all",
-            path.display(),
-            q,
-            cfg.augment.target_offset,
-            budgets.iter().map(|&b| u64::from(b)).sum::<u64>()
-        );
-        return Ok(());
+    if let Some(path) = o.budgets_only {
+        return write_budgets(&cfg, &train, path);
     }
-    let n_items = train
-        .iter()
-        .map(|&(_, i)| i as usize + 1)
-        .max()
-        .unwrap_or(0);
-    let profiles = load_augment_profiles(&cfg, n_users, n_items)?;
-    let n_users = profiles.users.len() / profiles.dim;
-    let (pu, pi, dim) = augment::retrieval_profiles(&profiles, &cfg.augment)?;
-    let counts = augment::counts(&train, n_users);
-    let q = augment::quartiles(&counts);
-    let budgets = augment::budgets(&counts, &q, cfg.augment.target_offset)?;
-    let candidates = augment::retrieve(&train, &pu, &pi, dim, &cfg.augment, &budgets)?;
-    let n_items = pi.len() / dim;
-    let rerank = reranker(&cfg, n_users, n_items)?;
-    let (pairs, report) =
-        augment::augment(&train, &counts, &cfg.augment, &candidates, rerank.as_ref())?;
+    let (pairs, mut report) = build_set(&cfg, &train)?;
     if let Err(e) = augment::check_unusable(&report, cfg.augment.max_unusable_share) {
         println!("{report}");
         return Err(e.into());
+    }
+    if o.evaluate.is_some() {
+        let (valid, test) = held_out(dataset_dir, &cfg)?;
+        report.evaluation = Some(augment::evaluate(&train, &pairs, &valid, &test));
     }
     write_atomic(&out, augment::pairs_tsv(&pairs).as_bytes())?;
     write_atomic(
@@ -130,6 +125,113 @@ pub fn cmd_augment(
     )?;
     println!("{report}");
     println!("wrote {} and {}", out.display(), report_path.display());
+    Ok(())
+}
+
+/// Users and items of a train split: the largest ids + 1, or `data.n_users` /
+/// `data.n_items` when larger (items seen only in valid or test are unknown to a build,
+/// which reads train alone).
+fn train_sizes(train: &Pairs, cfg: &Config) -> (usize, usize) {
+    let max = |f: fn(&(u32, u32)) -> u32| train.iter().map(|p| f(p) as usize + 1).max();
+    (
+        max(|p| p.0).unwrap_or(0).max(cfg.data.n_users),
+        max(|p| p.1).unwrap_or(0).max(cfg.data.n_items),
+    )
+}
+
+/// `--budgets-only`: `user<TAB>budget` from the train counts.
+fn write_budgets(cfg: &Config, train: &Pairs, path: &Path) -> Result<()> {
+    let n_users = train
+        .iter()
+        .map(|&(u, _)| u as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let counts = augment::counts(train, n_users);
+    let q = augment::quartiles(&counts);
+    let budgets = augment::budgets(&counts, &q, cfg.augment.target_offset)?;
+    let mut text = String::from("user\tbudget\n");
+    for (u, b) in budgets.iter().enumerate() {
+        text.push_str(&format!("{u}\t{b}\n"));
+    }
+    write_atomic(path, text.as_bytes())?;
+    println!(
+        "{}: budgets of {n_users} users (quartiles {:?}, target = next quartile + {}), \
+         {} items in all",
+        path.display(),
+        q,
+        cfg.augment.target_offset,
+        budgets.iter().map(|&b| u64::from(b)).sum::<u64>()
+    );
+    Ok(())
+}
+
+/// The augmented set of `augment.source` from `train`: only `profiles` reads profiles
+/// (and, to re-rank, the LLM).
+fn build_set(cfg: &Config, train: &Pairs) -> Result<(Pairs, augment::AugmentReport)> {
+    let a = &cfg.augment;
+    let (n_users, n_items) = train_sizes(train, cfg);
+    let built = match a.source {
+        AugmentSource::Random => {
+            let seed = a.seed_or(cfg.train.seed);
+            augment::build(train, n_users, n_items, a, Source::Random { seed })?
+        }
+        AugmentSource::Popular => augment::build(train, n_users, n_items, a, Source::Popular)?,
+        AugmentSource::Cf => {
+            let run = augment::CfRun::open(&a.from_run, train)?;
+            let (n_users, n_items) = run.sizes();
+            augment::build(train, n_users, n_items, a, Source::Cf(&run))?
+        }
+        AugmentSource::Profiles => {
+            let inferred = train_sizes(train, &Config::default());
+            let profiles = load_augment_profiles(cfg, inferred.0, inferred.1)?;
+            let n_users = profiles.users.len() / profiles.dim;
+            let n_items = profiles.items.len() / profiles.dim;
+            let rerank = reranker(cfg, n_users, n_items)?;
+            let source = Source::Profiles {
+                profiles: &profiles,
+                rerank: rerank.as_ref(),
+            };
+            augment::build(train, n_users, n_items, a, source)?
+        }
+    };
+    Ok(built)
+}
+
+/// valid.tsv and test.tsv of the dataset folder: read only to evaluate a set.
+fn held_out(dataset_dir: &Path, cfg: &Config) -> Result<(Pairs, Pairs)> {
+    let read = |f: &str| read_pairs(&dataset_dir.join(f), None, None, cfg.data.duplicates);
+    Ok((read("valid.tsv")?, read("test.tsv")?))
+}
+
+/// `--evaluate FILE`: the held-out shares of an existing augmented set's added pairs,
+/// printed and, when the set has a report, recorded in it under `evaluation`.
+fn evaluate_file(dataset_dir: &Path, cfg: &Config, file: &Path) -> Result<()> {
+    let train = read_pairs(
+        &dataset_dir.join("train.tsv"),
+        None,
+        None,
+        cfg.data.duplicates,
+    )?;
+    let pairs = read_pairs(file, None, None, DuplicatePolicy::Error)?;
+    let (valid, test) = held_out(dataset_dir, cfg)?;
+    let e = augment::evaluate(&train, &pairs, &valid, &test);
+    println!("{}:\n{e}", file.display());
+    let report_path = augment::cache::report_path(file);
+    if report_path.is_file() {
+        let text = std::fs::read_to_string(&report_path)
+            .with_context(|| format!("reading {}", report_path.display()))?;
+        let mut report: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {}", report_path.display()))?;
+        let Some(obj) = report.as_object_mut() else {
+            anyhow::bail!("{}: not a JSON object", report_path.display());
+        };
+        obj.insert("evaluation".into(), serde_json::to_value(&e)?);
+        write_atomic(
+            &report_path,
+            serde_json::to_string_pretty(&report)?.as_bytes(),
+        )?;
+        println!("recorded under `evaluation` in {}", report_path.display());
+    }
     Ok(())
 }
 

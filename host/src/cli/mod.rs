@@ -135,6 +135,19 @@ pub enum Command {
         /// (train.tsv, valid.tsv, test.tsv) is never replaced.
         #[arg(long)]
         overwrite: bool,
+        /// Where the added items come from (overrides augment.source): profiles (the
+        /// retrieval above), random (uniform over unseen items, augment.seed), popular
+        /// (train degree) or cf (a trained run's scores, --from-run); the same budgets.
+        #[arg(long, value_parser = ["random", "popular", "cf", "profiles"])]
+        source: Option<String>,
+        /// The finished run folder the cf source scores with (overrides augment.from_run).
+        #[arg(long, value_name = "RUN_DIR")]
+        from_run: Option<PathBuf>,
+        /// Also report the share of ADDED pairs that are in valid.tsv and test.tsv (an
+        /// evaluation: it reads the held-out splits, the build does not); `--evaluate FILE`
+        /// evaluates an existing augmented set instead of building one.
+        #[arg(long, value_name = "FILE", num_args = 0..=1, conflicts_with = "budgets_only")]
+        evaluate: Option<Option<PathBuf>>,
     },
     /// Top-K recommendations from a trained run folder (train items excluded).
     Recommend {
@@ -217,7 +230,20 @@ pub fn run(command: Command) -> Result<()> {
             out,
             budgets_only,
             overwrite,
-        } => dataset::cmd_augment(&data, out.as_deref(), budgets_only.as_deref(), overwrite),
+            source,
+            from_run,
+            evaluate,
+        } => dataset::cmd_augment(
+            &data,
+            dataset::AugmentOpts {
+                out: out.as_deref(),
+                budgets_only: budgets_only.as_deref(),
+                overwrite,
+                source: source.as_deref().map(dataset::parse_source).transpose()?,
+                from_run: from_run.as_deref(),
+                evaluate: evaluate.as_ref().map(|f| f.as_deref()),
+            },
+        ),
     }
 }
 

@@ -30,7 +30,7 @@ pub fn cmd_train(
     init_threads(cfg.train.threads)?;
     let registry = Registry::discover(&cfg.plugin_dirs)?;
     let ds = load_dataset(&cfg.data)?;
-    let model = Model::build(&cfg, &registry, &ds)?;
+    let model = Model::build(&cfg, &registry, &ds, &augment::cache::SourceViews)?;
     let dir = trainer::run_dir(&cfg, &ds, out)?;
     // Held until the run has finished (and, when replacing, been swapped in): nobody else
     // can start, resume or replace a run here while this one decides and trains.
@@ -122,7 +122,7 @@ pub fn resume_run(dir: &Path) -> Result<()> {
     init_threads(cfg.train.threads)?;
     let registry = Registry::discover(&cfg.plugin_dirs)?;
     let ds = load_dataset(&cfg.data)?;
-    let model = Model::build(&cfg, &registry, &ds)?;
+    let model = Model::build(&cfg, &registry, &ds, &augment::cache::SourceViews)?;
     if !dir.join(runfolder::resume::CHECKPOINT).exists() {
         tracing::info!(
             "{}: no checkpoint yet, training from epoch 1",
@@ -192,7 +192,7 @@ pub fn cmd_eval(run: &Path, add_groups: bool) -> Result<()> {
     init_threads(cfg.train.threads)?;
     let registry = Registry::discover(&cfg.plugin_dirs)?;
     let ds = load_dataset(&cfg.data)?;
-    let model = Model::build(&cfg, &registry, &ds)?;
+    let model = Model::build(&cfg, &registry, &ds, &augment::cache::SourceViews)?;
     let (valid, test) = trainer::evaluate_run(&cfg, &ds, model, run)?;
     let groups =
         promax::eval::user_groups(&test, &augment::counts(&ds.train, ds.n_users), &cfg.eval.ks);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use figment::value::{Dict, Value};
 
-use super::{Config, ModelConfig};
+use super::{AugmentConfig, Config, ModelConfig};
 
 pub(super) fn defaults_dict() -> Dict {
     match Value::serialize(Config::default()) {
@@ -16,10 +16,15 @@ pub(super) fn defaults_dict() -> Dict {
 }
 
 /// Every valid key, as the defaults' value tree. Empty lists get one placeholder element so
-/// that the element type is known when coercing `--set` / environment values.
+/// that the element type is known when coercing `--set` / environment values; optional keys
+/// (absent from the defaults) get a placeholder value for the same reason.
 pub(super) fn schema() -> Dict {
     let probe = Config {
         plugin_dirs: vec![PathBuf::new()],
+        augment: AugmentConfig {
+            seed: Some(0),
+            ..AugmentConfig::default()
+        },
         model: ModelConfig {
             augmenters: vec![String::new()],
             ..ModelConfig::default()

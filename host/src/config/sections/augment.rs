@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::check::{in_range, unit_share};
+use crate::config::check::{in_range, seed, unit_share};
 use crate::config::{limits, ConfigError};
 
 named_options! {
@@ -29,10 +29,35 @@ named_options! {
     }
 }
 
+named_options! {
+    /// `augment.source`: where the added items come from (every source under the same
+    /// per-user budgets; docs/methods.md, "Augmentation sources").
+    AugmentSource {
+        /// Uniform over each user's unseen items, seeded (`augment.seed`).
+        Random = "random",
+        /// The most popular (train degree) unseen items, ties to the lower id.
+        Popular = "popular",
+        /// The top unseen items of a trained run's final embeddings (`augment.from_run`).
+        Cf = "cf",
+        /// Profile-guided retrieval (+ optional LLM re-ranking): ProMax's own set.
+        Profiles = "profiles",
+    }
+}
+
 /// `[augment]`: settings of `promax augment`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AugmentConfig {
+    /// Where `promax augment`'s added items come from: `"profiles"` (ProMax's retrieval),
+    /// `"random"`, `"popular"` or `"cf"` (`--source` overrides it). A run names its source
+    /// in a graph view's interactions instead (`source:NAME`); the other keys here apply.
+    pub source: AugmentSource,
+    /// Seed of the `random` source; unset = the run's `train.seed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// The finished run folder whose final embeddings the `cf` source ranks by (relative:
+    /// to the working directory).
+    pub from_run: PathBuf,
     /// Number of most similar users (by profile cosine) whose items are candidates.
     pub knn: usize,
     /// Candidates kept per user after the item-side ranking (what an LLM is shown).
@@ -63,6 +88,9 @@ pub struct AugmentConfig {
 impl Default for AugmentConfig {
     fn default() -> Self {
         AugmentConfig {
+            source: AugmentSource::Profiles,
+            seed: None,
+            from_run: PathBuf::new(),
             knn: 20,
             max_candidates: 30,
             target_offset: 1,
@@ -79,8 +107,16 @@ impl Default for AugmentConfig {
 }
 
 impl AugmentConfig {
+    /// The seed of the `random` source: `augment.seed`, else the run's `train.seed`.
+    pub fn seed_or(&self, train_seed: u64) -> u64 {
+        self.seed.unwrap_or(train_seed)
+    }
+
     /// Every count bounded, so that budgets and candidate lists stay small.
     pub(in crate::config) fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(s) = self.seed {
+            seed("augment.seed", s)?;
+        }
         in_range("augment.knn", self.knn, 1, limits::MAX_KNN)?;
         in_range(
             "augment.max_candidates",

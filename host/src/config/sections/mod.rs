@@ -64,7 +64,7 @@ mod profile;
 mod run;
 mod train;
 
-pub use augment::{AugmentConfig, ReductionMode, RerankMode};
+pub use augment::{AugmentConfig, AugmentSource, ReductionMode, RerankMode};
 pub use data::{DataConfig, DataKind, DuplicatePolicy, ProfilesConfig, SyntheticConfig};
 pub use device::Device;
 pub use eval::{EvalConfig, METRICS};
