@@ -521,3 +521,25 @@ fn augment_errors_name_the_problem() {
     ]));
     assert!(e.contains("u.npy"), "{e}");
 }
+
+/// `source:train` is the train split itself, nothing added: the same run as naming the
+/// train file, and the control where a dataset has no file to name (synthetic data).
+#[test]
+fn the_train_source_is_the_train_split_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, by_file) = folder_run(tmp.path(), "data", "train.tsv");
+    train(&by_file, tmp.path(), "file", &[]);
+    let named = format!("plugins.promax.augmented={:?}", "source:train");
+    train(&by_file, tmp.path(), "named", &[&named]);
+    let test = |run: &str| json(&tmp.path().join(run).join("metrics.json"))["test"].clone();
+    assert_eq!(test("file"), test("named"));
+    assert!(cache_files(&data).is_empty(), "nothing to cache");
+
+    let synthetic = "[data]\nkind = \"synthetic\"\nname = \"synthetic\"";
+    std::fs::create_dir_all(tmp.path().join("syn")).unwrap();
+    let cfg = s2dr_config(&tmp.path().join("syn"), synthetic, "source:train");
+    train(&cfg, tmp.path(), "syn-run", &[]);
+    let typo = "plugins.promax.augmented=\"source:trian\"";
+    let e = fails(&train_output(&cfg, tmp.path(), "typo", &[typo]));
+    assert!(e.contains("did you mean \"source:train\"?"), "{e}");
+}

@@ -33,6 +33,11 @@ use crate::runfolder::write_atomic;
 /// The prefix of an interactions string that names a source instead of a file.
 pub const PREFIX: &str = "source:";
 
+/// The name after [`PREFIX`] of the train interactions themselves, nothing added: the
+/// control of every source (a second view identical to the training graph), also where a
+/// dataset has no train file to name (synthetic data).
+pub const TRAIN: &str = "train";
+
 /// The cache folder inside a dataset folder.
 pub const CACHE_DIR: &str = "augmented";
 
@@ -60,6 +65,9 @@ impl NamedViews for SourceViews {
         ds: &Dataset,
         interactions: &str,
     ) -> Option<Result<(PathBuf, Pairs)>> {
+        if interactions.strip_prefix(PREFIX) == Some(TRAIN) {
+            return Some(Ok((PathBuf::from(interactions), ds.train.clone())));
+        }
         let source = named_source(interactions)?;
         Some(
             source
@@ -75,13 +83,11 @@ pub fn named_source(interactions: &str) -> Option<Result<AugmentSource, String>>
     let name = interactions.strip_prefix(PREFIX)?;
     let found = source_named(name);
     Some(found.ok_or_else(|| {
-        let hint = nearest(name, AugmentSource::NAMES.iter().copied())
+        let names = || AugmentSource::NAMES.iter().copied().chain([TRAIN]);
+        let hint = nearest(name, names())
             .map(|s| format!(" (did you mean \"{PREFIX}{s}\"?)"))
             .unwrap_or_default();
-        let allowed: Vec<String> = AugmentSource::NAMES
-            .iter()
-            .map(|n| format!("\"{PREFIX}{n}\""))
-            .collect();
+        let allowed: Vec<String> = names().map(|n| format!("\"{PREFIX}{n}\"")).collect();
         format!(
             "unknown augmentation source {name:?}: must be one of {}{hint}, or a file",
             allowed.join(", ")

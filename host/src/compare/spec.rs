@@ -681,6 +681,57 @@ mod tests {
         assert!(found >= 3, "{found}");
     }
 
+    /// In the shipped ablations, the rows of one dataset × backbone × seed differ only in
+    /// where S2DR's added items come from (and whether the terms run): everything else is
+    /// the same config, so a gap between rows is the added items' doing. Amazon's
+    /// `published` row is exactly promax-lightgcn-amazon.toml.
+    #[test]
+    fn shipped_ablations_differ_only_in_the_added_items() {
+        let exp = configs().join("experiments");
+        let without_source = |c: &Cell| {
+            let mut cfg = c.config.clone();
+            if let Some(serde_json::Value::Object(p)) = cfg.plugins.get_mut("promax") {
+                for key in ["sdr", "s2dr", "augmented"] {
+                    p.remove(key);
+                }
+            }
+            cfg.augment.from_run = PathBuf::new();
+            cfg.augment.rerank = config::AugmentConfig::default().rerank;
+            cfg
+        };
+        for (file, n_cells) in [
+            ("ablation-amazon.toml", 18),
+            ("ablation-ml100k.toml", 18),
+            ("ablation-backbones-amazon.toml", 18),
+            ("ablation-synthetic.toml", 30),
+        ] {
+            let plan = load(&exp.join(file), &[]).unwrap();
+            assert_eq!(plan.cells.len(), n_cells, "{file}");
+            for cell in &plan.cells {
+                let random = (plan.cells.iter())
+                    .find(|r| {
+                        (r.method.as_str(), &r.dataset, &r.backbone, r.seed)
+                            == ("random", &cell.dataset, &cell.backbone, cell.seed)
+                    })
+                    .expect("every ablation has a random row");
+                let sdr = &cell.config.plugins["promax"]["sdr"];
+                assert_eq!(sdr, &serde_json::Value::Bool(false), "{}", cell.name);
+                assert_eq!(
+                    without_source(cell),
+                    without_source(random),
+                    "{}",
+                    cell.name
+                );
+            }
+        }
+        let plan = load(&exp.join("ablation-amazon.toml"), &[]).unwrap();
+        for cell in plan.cells.iter().filter(|c| c.method == "published") {
+            let seed = format!("train.seed={}", cell.seed);
+            let want = config::load(&exp.join("promax-lightgcn-amazon.toml"), &[seed]).unwrap();
+            assert_eq!(cell.config, want, "{}", cell.name);
+        }
+    }
+
     /// The shipped matrices run exactly the single-run experiment files they mirror.
     #[test]
     fn shipped_matrices_mirror_the_experiment_files() {
