@@ -10,6 +10,7 @@ pub mod data;
 pub mod eval;
 #[cfg(test)]
 mod import_graph;
+pub mod input_mask;
 pub mod llm;
 pub mod losses;
 pub mod metrics;

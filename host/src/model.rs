@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
 use crate::data::{read_pairs, Dataset, DuplicatePolicy, Pairs};
+use crate::input_mask::NodeInputs;
 use crate::params::ParamStore;
 use crate::plugin::{AugmenterHandle, BackboneHandle, Graph, PluginFactory};
 use crate::registry::Registry;
@@ -33,6 +34,10 @@ pub struct Model {
     pub views: Vec<ViewGraph>,
     pub n_users: usize,
     pub n_items: usize,
+    /// The backbone's node-input rows, when it declares them.
+    pub node_inputs: Option<NodeInputs>,
+    /// The augmenters (indices into `augmenters`) that replace input rows every step.
+    pub masking: Vec<usize>,
 }
 
 fn hparams_json(cfg: &Config, name: &str) -> String {
@@ -168,7 +173,16 @@ impl Model {
             stores.push(ParamStore::new(aug, handle.tables(), &mut rng)?);
             augmenters.push(handle);
         }
+        let node_inputs = NodeInputs::new(
+            name,
+            &stores[0].specs,
+            &backbone.node_inputs(),
+            ds.n_users + ds.n_items,
+        )?;
+        let masking = masking_augmenters(&augmenters, name, node_inputs.is_some())?;
         Ok(Model {
+            node_inputs,
+            masking,
             width: backbone.dims().width,
             backbone,
             augmenters,
@@ -194,6 +208,27 @@ impl Model {
         let graph = Graph::evaluation(&self.views[0].adj);
         self.backbone.forward(kernels, &self.stores[0], graph, out)
     }
+}
+
+/// The augmenters that replace backbone input rows; an error when the backbone declares
+/// none it could replace.
+pub(crate) fn masking_augmenters(
+    augmenters: &[AugmenterHandle],
+    backbone: &str,
+    has_inputs: bool,
+) -> Result<Vec<usize>> {
+    let masking: Vec<usize> = (0..augmenters.len())
+        .filter(|&j| augmenters[j].masks_inputs())
+        .collect();
+    if let (Some(&j), false) = (masking.first(), has_inputs) {
+        anyhow::bail!(
+            "augmenter `{}` replaces the backbone's input rows of masked nodes, but backbone \
+             `{backbone}` declares no node-input tables (`node_inputs` in its plugin): the \
+             two cannot be combined",
+            augmenters[j].name()
+        );
+    }
+    Ok(masking)
 }
 
 /// The normalised adjacency a backbone asked for (an empty matrix when it reads no graph).

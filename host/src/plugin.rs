@@ -278,6 +278,12 @@ impl BackboneHandle {
         self.obj.tables().into_vec()
     }
 
+    /// The indices of its tables holding one input row per node, users then items (empty
+    /// for a backbone built before the ABI had the call).
+    pub fn node_inputs(&self) -> Vec<u32> {
+        self.obj.node_inputs().into_vec()
+    }
+
     /// Final embeddings of every user and item on `graph` into `out` (overwritten).
     pub fn forward(
         &mut self,
@@ -373,6 +379,23 @@ impl AugmenterHandle {
     /// Binds its next requested view to the model's view `index`.
     pub fn add_view(&mut self, index: usize) {
         self.views.push(index);
+    }
+
+    /// Whether it replaces backbone input rows every step (RLMRec-Gen).
+    pub fn masks_inputs(&self) -> bool {
+        self.obj.masks_inputs()
+    }
+
+    /// The nodes whose input rows it replaces for `batch`, and the index of its table that
+    /// replaces them (unchecked: see `input_mask::check_mask`).
+    pub fn input_mask(
+        &mut self,
+        batch: Batch<'_>,
+        store: &ParamStore,
+    ) -> Result<(Vec<u32>, usize)> {
+        let r = self.obj.input_mask(batch.to_abi(), store.params().to_abi());
+        let m = lift(PluginKind::Augmenter, &self.name, "input_mask", r)?;
+        Ok((m.nodes.into_vec(), m.table as usize))
     }
 
     /// Its loss terms for `batch` over the embeddings of its views (`embs` holds every view

@@ -69,6 +69,7 @@ fn builtin_modules() -> Vec<PluginModRef> {
         promax_lightgcn::root_module(),
         promax_promax::root_module(),
         promax_rlmrec_con::root_module(),
+        promax_rlmrec_gen::root_module(),
         promax_gccf::root_module(),
         promax_simgcl::root_module(),
     ]
@@ -85,6 +86,9 @@ fn is_library(path: &Path) -> bool {
 /// abi_stable's layout report runs to hundreds of lines; keep its first and last meaningful
 /// lines so the user sees what and where.
 pub fn summarize_abi_error(text: &str) -> String {
+    if let Some(found) = layout_errors(text) {
+        return found;
+    }
     let lines: Vec<&str> = text
         .lines()
         .map(str::trim)
@@ -97,10 +101,48 @@ pub fn summarize_abi_error(text: &str) -> String {
     }
 }
 
+/// The layout checker's own verdicts (`Error:too many fields`, then `Expected:` and
+/// `Found:` values on the lines below), in one line; `None` when the text has none.
+fn layout_errors(text: &str) -> Option<String> {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let value_after = |i: usize, key: &str| {
+        lines
+            .get(i..)?
+            .iter()
+            .position(|l| l.starts_with(key))
+            .and_then(|j| lines.get(i + j + 1))
+            .copied()
+    };
+    let verdicts: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let what = l.strip_prefix("Error:")?.trim();
+            Some(
+                match (value_after(i, "Expected:"), value_after(i, "Found:")) {
+                    (Some(e), Some(f)) => {
+                        format!("{what} (this host expects {e}, the plugin has {f})")
+                    }
+                    _ => what.to_owned(),
+                },
+            )
+        })
+        .collect();
+    (!verdicts.is_empty()).then(|| verdicts.join("; "))
+}
+
 fn describe_library_error(e: &LibraryError) -> String {
+    tracing::debug!("the plugin loader's full report:\n{e}");
     match e {
         LibraryError::OpenError { .. } => {
-            format!("not a loadable library ({})", summarize_abi_error(&e.to_string()))
+            format!(
+                "not a loadable library ({})",
+                summarize_abi_error(&e.to_string())
+            )
         }
         LibraryError::GetSymbolError { .. } => {
             "not a promax plugin (it exports no abi_stable root module)".to_owned()
@@ -110,11 +152,14 @@ fn describe_library_error(e: &LibraryError) -> String {
             actual_version,
             ..
         } => format!(
-            "built against promax-plugin-api {actual_version}, this host uses {expected_version}: rebuild the plugin"
+            "built against promax-plugin-api {actual_version}, this host uses {expected_version}: \
+             rebuild the plugin against promax-plugin-api {expected_version}"
         ),
         LibraryError::AbiInstability(_) => format!(
-            "its ABI layout differs from this host's (built against another promax-plugin-api?): {}",
-            summarize_abi_error(&e.to_string())
+            "its ABI layout differs from this host's: {}; rebuild it against promax-plugin-api \
+             {} (RUST_LOG=debug prints the full layout report)",
+            summarize_abi_error(&e.to_string()),
+            promax_plugin_api::PLUGIN_API_VERSION
         ),
         other => summarize_abi_error(&other.to_string()),
     }
@@ -305,6 +350,16 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("/no/such/plugin/dir"), "{err}");
+    }
+
+    #[test]
+    fn layout_verdicts_are_kept_in_one_line() {
+        let report = "Compared <this>:\n  type:VTable\n  fields: 7\n\n\nError:too many fields\n\
+                      Expected:\n    7\nFound:\n    5\n\n";
+        assert_eq!(
+            summarize_abi_error(report),
+            "too many fields (this host expects 7, the plugin has 5)"
+        );
     }
 
     #[test]

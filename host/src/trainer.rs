@@ -18,6 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::Config;
 use crate::data::Dataset;
 use crate::eval::{EvalResult, Evaluator};
+use crate::input_mask::{apply, check_mask, Applied, StepMask};
 use crate::losses::bpr;
 use crate::model::{Model, ViewGraph};
 use crate::params::{Adam, ParamStore};
@@ -67,14 +68,31 @@ impl<'a> Trainer<'a> {
     /// One optimisation step on a batch; returns the loss terms.
     pub fn step(&mut self, epoch: u64, users: &[u32], pos: &[u32], neg: &[u32]) -> Result<Terms> {
         self.step += 1;
+        let terms = self.gradients(epoch, self.step, users, pos, neg)?;
+        let mut stores: Vec<&mut _> = self.model.stores.iter_mut().collect();
+        self.adam.step(&mut stores);
+        check_finite(&terms, self.step, epoch)?;
+        Ok(terms)
+    }
+
+    /// Every loss term of the batch as step `step` sees it (its seeds: masks, dropout),
+    /// their gradients left in the stores; the parameters are as before.
+    pub fn gradients(
+        &mut self,
+        epoch: u64,
+        step: u64,
+        users: &[u32],
+        pos: &[u32],
+        neg: &[u32],
+    ) -> Result<Terms> {
         let seed = self.cfg.train.seed;
         let batch = Batch {
             users,
             pos,
             neg,
             epoch,
-            step: self.step,
-            seed: derive_seed(seed, self.step, 0),
+            step,
+            seed: derive_seed(seed, step, 0),
         };
         let k = &self.kernels;
         let m = &mut self.model;
@@ -84,7 +102,8 @@ impl<'a> Trainer<'a> {
             dropouts,
         } = &mut self.buffers;
         // The flow of docs/architecture.md, "One training step".
-        let graphs = draw_graphs(&m.views, dropouts, m.backbone.graph_spec(), seed, self.step);
+        let masked = mask_inputs(m, batch)?;
+        let graphs = draw_graphs(&m.views, dropouts, m.backbone.graph_spec(), seed, step);
         for (&graph, out) in graphs.iter().zip(embs.iter_mut()) {
             m.backbone.forward(k, &m.stores[0], graph, out)?;
         }
@@ -96,16 +115,16 @@ impl<'a> Trainer<'a> {
             m.backbone
                 .aux_loss(k, store0, graphs[0], batch, &embs[0], &mut d_embs[0])?,
         );
-        for (aug, store) in m.augmenters.iter_mut().zip(augmenter_stores) {
+        for (aug, store) in m.augmenters.iter_mut().zip(augmenter_stores.iter_mut()) {
             terms.extend(aug.loss(k, batch, embs, d_embs, store)?);
         }
         for (&graph, d) in graphs.iter().zip(d_embs.iter()) {
             m.backbone.backward(k, store0, graph, d)?;
         }
+        if let Some(applied) = masked {
+            applied.finish(store0, augmenter_stores);
+        }
         terms.push(l2_term(&mut m.stores, self.cfg.train.reg_weight as f32));
-        let mut stores: Vec<&mut _> = m.stores.iter_mut().collect();
-        self.adam.step(&mut stores);
-        check_finite(&terms, self.step, epoch)?;
         Ok(terms)
     }
 
@@ -131,6 +150,35 @@ impl<'a> Trainer<'a> {
             s.data = d;
         }
     }
+}
+
+/// Asks every masking augmenter for this step's input rows and writes their vectors into
+/// the backbone's parameters (undone by `Applied::finish` after the backward passes).
+fn mask_inputs(m: &mut Model, batch: Batch<'_>) -> Result<Option<Applied>> {
+    let Some(inputs) = &m.node_inputs else {
+        return Ok(None);
+    };
+    if m.masking.is_empty() {
+        return Ok(None);
+    }
+    let mut masks = Vec::with_capacity(m.masking.len());
+    for &j in &m.masking {
+        let (aug, store) = (&mut m.augmenters[j], &m.stores[1 + j]);
+        let (nodes, table) = aug.input_mask(batch, store)?;
+        let vector = check_mask(aug.name(), store, inputs, &nodes, table)?;
+        masks.push(StepMask {
+            augmenter: j,
+            vector,
+            nodes,
+        });
+    }
+    let (store0, augmenter_stores) = m.stores.split_at_mut(1);
+    Ok(Some(apply(
+        inputs,
+        &mut store0[0],
+        &masks,
+        augmenter_stores,
+    )))
 }
 
 /// The graph of every view for one step: edge-dropped (seeded by step and view) when the
@@ -599,5 +647,141 @@ mod tests {
         let mut shuffled = ok.clone();
         shuffled.rows.swap(0, 1);
         assert!(check_progress(&shuffled, &cfg).is_err());
+    }
+}
+
+/// The host's side of input masks (RLMRec-Gen) against finite differences: the gradient
+/// routed into the augmenter's mask vector, and the masked rows' own (L2 only).
+#[cfg(test)]
+mod input_mask_tests {
+    use super::*;
+    use crate::config;
+    use crate::data::load_dataset;
+    use crate::model::FilesOnly;
+    use crate::registry::Registry;
+
+    fn config_for(backbone: &str) -> Config {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let files = [
+            root.join("base.toml"),
+            root.join("datasets/synthetic.toml"),
+            root.join(format!("models/{backbone}.toml")),
+            root.join("models/rlmrec-gen.toml"),
+        ];
+        let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+        let sets: Vec<String> = [
+            "data.synthetic.n_users=20",
+            "data.synthetic.n_items=30",
+            "data.synthetic.n_clusters=3",
+            "data.synthetic.profile_dim=6",
+            "plugins.rlmrec-gen.width=8",
+            "plugins.rlmrec-gen.recon_weight=20.0",
+            "plugins.rlmrec-gen.tau=1.0",
+            "plugins.rlmrec-gen.mask_ratio=0.3",
+            "train.reg_weight=0.01",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("plugins.{backbone}.dim=8")])
+        .chain((backbone == "lightgcn").then(|| "plugins.lightgcn.keep_rate=1.0".to_owned()))
+        .collect();
+        config::load_layers(&files, &sets).unwrap()
+    }
+
+    fn total(t: &mut Trainer<'_>, batch: (&[u32], &[u32], &[u32])) -> f64 {
+        let terms = t.gradients(1, 5, batch.0, batch.1, batch.2).unwrap();
+        terms.iter().map(|(_, v)| v).sum()
+    }
+
+    #[test]
+    fn mask_vector_and_masked_rows_match_finite_differences() {
+        for backbone in ["mf", "lightgcn"] {
+            let cfg = config_for(backbone);
+            let ds = load_dataset(&cfg.data).unwrap();
+            let model = Model::build(&cfg, &Registry::builtin(), &ds, &FilesOnly).unwrap();
+            let mut t = Trainer::new(&cfg, model).unwrap();
+            // A non-zero mask vector, so that the masked forward differs from a zero row.
+            let mask = t.model.stores[1].layout[4];
+            for (i, x) in t.model.stores[1].data[mask.offset..mask.offset + 8]
+                .iter_mut()
+                .enumerate()
+            {
+                *x = 0.3 * (i as f32 - 3.5) / 3.5;
+            }
+            let batch: (&[u32], &[u32], &[u32]) = (&[0, 3, 7, 12], &[1, 4, 9, 20], &[2, 5, 11, 29]);
+            total(&mut t, batch);
+            let nodes = t.model.augmenters[0]
+                .input_mask(
+                    Batch {
+                        users: batch.0,
+                        pos: batch.1,
+                        neg: batch.2,
+                        epoch: 1,
+                        step: 5,
+                        seed: derive_seed(cfg.train.seed, 5, 0),
+                    },
+                    &t.model.stores[1],
+                )
+                .unwrap()
+                .0;
+            assert_eq!(nodes.len(), 15, "⌊50 · 0.3⌋");
+            let grads: Vec<Vec<f32>> = t.model.stores.iter().map(|s| s.grad.clone()).collect();
+            // (store, flat index): the mask vector; a masked node's input row; an unmasked one.
+            let user_rows = t.model.stores[0].layout[0];
+            let row_of = |n: u32| {
+                assert!((n as usize) < 20, "a user node");
+                user_rows.offset + n as usize * 8
+            };
+            let masked_user = *nodes.iter().find(|&&n| n < 20).expect("a masked user");
+            let free_user = (0..20u32).find(|n| !nodes.contains(n)).unwrap();
+            let mut probes: Vec<(usize, usize)> = (0..8).map(|c| (1, mask.offset + c)).collect();
+            probes.extend((0..3).map(|c| (0, row_of(masked_user) + c)));
+            probes.extend((0..3).map(|c| (0, row_of(free_user) + c)));
+            for (s, i) in probes {
+                let h = 1e-3f32;
+                let x = t.model.stores[s].data[i];
+                t.model.stores[s].data[i] = x + h;
+                let up = total(&mut t, batch);
+                t.model.stores[s].data[i] = x - h;
+                let down = total(&mut t, batch);
+                t.model.stores[s].data[i] = x;
+                let numeric = (up - down) / (2.0 * f64::from(h));
+                let analytic = f64::from(grads[s][i]);
+                assert!(
+                    (numeric - analytic).abs() <= 2e-2 * numeric.abs().max(analytic.abs()) + 2e-3,
+                    "{backbone}: store {s} index {i}: numeric {numeric} vs analytic {analytic}"
+                );
+            }
+            // A masked row's gradient is its L2 term's alone.
+            let r = row_of(masked_user);
+            let w = t.model.stores[0].data[r];
+            assert!((grads[0][r] - 2.0 * 0.01 * w).abs() < 1e-6, "{backbone}");
+        }
+    }
+
+    #[test]
+    fn a_backbone_without_node_inputs_is_refused_by_name() {
+        let cfg = config_for("mf");
+        let ds = load_dataset(&cfg.data).unwrap();
+        let model = Model::build(&cfg, &Registry::builtin(), &ds, &FilesOnly).unwrap();
+        let aug = model
+            .augmenters
+            .iter()
+            .map(|a| a.name())
+            .collect::<Vec<_>>();
+        assert_eq!(aug, ["rlmrec-gen"]);
+        // No built-in backbone lacks node inputs; the refusal itself is unit-tested here.
+        let err = crate::model::masking_augmenters(&model.augmenters, "plain", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("backbone `plain` declares no node-input tables"),
+            "{err}"
+        );
+        assert!(err.contains("augmenter `rlmrec-gen`"), "{err}");
+        assert_eq!(
+            crate::model::masking_augmenters(&model.augmenters, "mf", true).unwrap(),
+            [0]
+        );
     }
 }

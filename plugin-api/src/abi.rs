@@ -17,13 +17,19 @@ use abi_stable::{
     package_version_strings, sabi_trait,
     sabi_trait::TD_Opaque,
     sabi_types::{RRef, VersionStrings},
-    std_types::{RBox, RErr, RResult, RSlice, RSliceMut, RStr, RString, RVec},
+    std_types::{RBox, RErr, ROk, RResult, RSlice, RSliceMut, RStr, RString, RVec},
     StableAbi,
 };
 
 /// Bumped whenever a type or method in this module changes meaning or layout.
 /// The host refuses plugins whose `abi_version` differs from its own.
-pub const ABI_VERSION: u32 = 1;
+///
+/// 2 (promax-plugin-api 0.2.0): `Backbone::node_inputs`, `Augmenter::masks_inputs` and
+/// `Augmenter::input_mask`. abi_stable lets a host load a plugin whose trait objects have
+/// MORE methods than it knows, never fewer ("too many fields"), so a method appended to a
+/// trait that plugins implement cannot keep older plugins loadable: the crate's version
+/// moved to 0.2.0 with it, and the host refuses a 0.1 plugin in one line, naming both.
+pub const ABI_VERSION: u32 = 2;
 
 /// What a plugin provides.
 #[repr(u8)]
@@ -610,6 +616,31 @@ pub trait Backbone: Send {
         d_emb: EmbMut<'_>,
         grads: GradsMut<'_>,
     ) -> RResult<RVec<LossTerm>, RString>;
+
+    /// The tables that hold one input row per node: their rows, taken in the listed order,
+    /// are the users then the items (`node_tables`' `[users, items]` is `[0, 1]`), all with
+    /// the same column count. An augmenter that masks inputs ([`Augmenter::input_mask`])
+    /// replaces rows of these tables before `forward`. Empty: the backbone has no such
+    /// tables, and such augmenters are refused with it. Added after the prefix with a
+    /// default body: a plugin built before it declares none.
+    fn node_inputs(&self) -> RVec<u32> {
+        RVec::new()
+    }
+}
+
+/// Input rows an augmenter replaces for one training step: every node in `nodes` (row
+/// `u` is user `u`, row `n_users + i` item `i`; each at most once) gets the augmenter's own
+/// table `table` (1 × the backbone's input columns) as its input row during that step's
+/// forward and backward passes; the gradient those rows receive is added into that table's
+/// gradient, and the backbone's own rows get none from the step's losses (they were not
+/// used). The host restores the rows before the L2 term and the optimiser step.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, Default)]
+pub struct InputMask {
+    /// Nodes whose input row is replaced (users then items numbering).
+    pub nodes: RVec<u32>,
+    /// Index of the replacement vector among the augmenter's own tables.
+    pub table: u32,
 }
 
 /// An augmenter: extra losses over the backbone's embeddings of one or more graph views.
@@ -634,6 +665,28 @@ pub trait Augmenter: Send {
         params: ParamsRef<'_>,
         grads: GradsMut<'_>,
     ) -> RResult<RVec<LossTerm>, RString>;
+
+    /// True when it asks, every training step, to replace input rows of the backbone
+    /// ([`Augmenter::input_mask`]); the host then refuses a backbone that declares no
+    /// [`Backbone::node_inputs`]. Added after the prefix with a default body (false).
+    fn masks_inputs(&self) -> bool {
+        false
+    }
+
+    /// Called once per training step, before any `forward`, when [`masks_inputs`] is true:
+    /// the input rows to replace for this step (see [`InputMask`]). Draw randomness from
+    /// `batch.seed`; `params` are its own tables. Keep what `loss` needs (the nodes).
+    /// Added after the prefix with a default body (nothing masked).
+    ///
+    /// [`masks_inputs`]: Augmenter::masks_inputs
+    fn input_mask(
+        &mut self,
+        batch: BatchView<'_>,
+        params: ParamsRef<'_>,
+    ) -> RResult<InputMask, RString> {
+        let _ = (batch, params);
+        ROk(InputMask::default())
+    }
 }
 
 /// An owned backbone trait object.

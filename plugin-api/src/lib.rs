@@ -31,6 +31,9 @@ pub mod sdk;
 pub mod testing;
 
 pub use abi::*;
+
+/// This crate's version: a plugin built against another minor version (0.x) is refused.
+pub const PLUGIN_API_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub use abi_stable;
 pub use schemars;
 

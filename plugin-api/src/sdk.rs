@@ -18,6 +18,7 @@ use crate::abi::*;
 mod adapter;
 mod buffers;
 mod hparams;
+pub mod mlp;
 pub mod propagate;
 pub mod rng;
 pub mod rows;
@@ -251,6 +252,23 @@ pub trait BackboneImpl: PluginMeta + Send + Sized + 'static {
     ) -> PluginResult<Vec<LossTerm>> {
         Ok(Vec::new())
     }
+    /// The tables holding one input row per node, users then items, in order (default:
+    /// none; [`rows::node_tables`]' pair is `vec![0, 1]`). Augmenters that mask inputs
+    /// (RLMRec-Gen) replace rows of these before `forward` (ABI: `Backbone::node_inputs`).
+    fn node_inputs(&self) -> Vec<usize> {
+        Vec::new()
+    }
+}
+
+/// Input rows an augmenter replaces for one training step (ABI: [`InputMask`]): each of
+/// `nodes` (users then items numbering, each once) takes the augmenter's own table `table`
+/// (1 × the backbone's input columns) as its input row.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeMask {
+    /// Nodes whose input row is replaced.
+    pub nodes: Vec<u32>,
+    /// Index of the replacement vector among the augmenter's tables.
+    pub table: usize,
 }
 
 /// An augmenter, written as plain safe Rust.
@@ -277,6 +295,20 @@ pub trait AugmenterImpl: PluginMeta + Send + Sized + 'static {
         params: Params<'_>,
         grads: Grads<'_>,
     ) -> PluginResult<Vec<LossTerm>>;
+    /// True when it replaces backbone input rows every step (default: false); the host
+    /// then calls [`input_mask`](Self::input_mask) before each step's forward passes.
+    fn masks_inputs(&self) -> bool {
+        false
+    }
+    /// The input rows to replace for this step (default: none). Draw from `batch.seed`;
+    /// keep what `loss` needs. The host routes the replaced rows' gradient into the table.
+    fn input_mask(
+        &mut self,
+        _batch: &BatchView<'_>,
+        _params: Params<'_>,
+    ) -> PluginResult<NodeMask> {
+        Ok(NodeMask::default())
+    }
 }
 
 /// The text of a caught panic's payload (`panic!` gives a `&str` or a `String`).

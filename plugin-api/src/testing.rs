@@ -18,7 +18,7 @@ mod reference;
 mod softmax;
 
 pub use crate::sdk::rng::SplitMix;
-pub use f64rows::{dot_f64, log_sum_exp, unit_rows_backward, unit_rows_f64};
+pub use f64rows::{dot_f64, log_sum_exp, mlp_f64, unit_rows_backward, unit_rows_f64};
 pub use fixtures::{
     abi_env, assert_backbone_rejects, assert_hparams_documented, new_small_backbone,
     small_graph_mismatches, SMALL_ITEMS, SMALL_PAIRS, SMALL_USERS,

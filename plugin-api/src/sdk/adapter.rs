@@ -94,6 +94,16 @@ impl<T: BackboneImpl> Backbone for BackboneAdapter<T> {
                 .map(RVec::from)
         })
     }
+    fn node_inputs(&self) -> RVec<u32> {
+        catch_panic(|| {
+            self.0
+                .node_inputs()
+                .into_iter()
+                .map(|t| u32::try_from(t).unwrap_or(u32::MAX))
+                .collect()
+        })
+        .unwrap_or_default()
+    }
 }
 
 /// Adapts a safe [`AugmenterImpl`] to the ABI trait.
@@ -137,6 +147,24 @@ impl<T: AugmenterImpl> Augmenter for AugmenterAdapter<T> {
                     Grads::from_abi(grads),
                 )
                 .map(RVec::from)
+        })
+    }
+    fn masks_inputs(&self) -> bool {
+        catch_panic(|| self.0.masks_inputs()).unwrap_or(false)
+    }
+    fn input_mask(
+        &mut self,
+        batch: BatchView<'_>,
+        params: ParamsRef<'_>,
+    ) -> RResult<InputMask, RString> {
+        guarded(T::NAME, "input_mask", || {
+            let m = self.0.input_mask(&batch, Params::from_abi(params))?;
+            let table = u32::try_from(m.table)
+                .map_err(|_| format!("input_mask table index {} is out of range", m.table))?;
+            Ok(InputMask {
+                nodes: m.nodes.into(),
+                table,
+            })
         })
     }
 }

@@ -75,6 +75,14 @@ pub fn node_tables(n_users: usize, n_items: usize, dim: usize) -> Vec<TableSpec>
     ]
 }
 
+/// The node-input tables of [`node_tables`], for [`BackboneImpl::node_inputs`]: the user
+/// table, then the item table.
+///
+/// [`BackboneImpl::node_inputs`]: crate::sdk::BackboneImpl::node_inputs
+pub fn node_table_indices() -> Vec<usize> {
+    vec![0, 1]
+}
+
 /// Writes tables 0 (users) and 1 (items) of `params` into the node buffer `out`
 /// (`[users; items]`), which must hold exactly both.
 pub fn stack_nodes(params: &Params<'_>, out: &mut [f32]) -> PluginResult<()> {

@@ -42,3 +42,36 @@ pub fn log_sum_exp(z: &[f64]) -> f64 {
     let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
 }
+
+/// The SDK's [`Mlp`](crate::sdk::mlp::Mlp) on one input row, in f64 from its definition
+/// (`LeakyReLU(x W1 + b1) W2 + b2`, slope 0.01), its tables at `first..first + 4` of `p`.
+pub fn mlp_f64(p: &crate::sdk::Params<'_>, first: usize, x: &[f32]) -> Vec<f64> {
+    use crate::sdk::mlp::{B1, B2, W1, W2};
+    let (w1, b1) = (p.table(first + W1), p.table(first + B1));
+    let (w2, b2) = (p.table(first + W2), p.table(first + B2));
+    let (hidden, d_out) = (b1.len(), b2.len());
+    let act: Vec<f64> = (0..hidden)
+        .map(|j| {
+            let z = f64::from(b1[j])
+                + x.iter()
+                    .enumerate()
+                    .map(|(i, &v)| f64::from(v) * f64::from(w1[i * hidden + j]))
+                    .sum::<f64>();
+            if z > 0.0 {
+                z
+            } else {
+                0.01 * z
+            }
+        })
+        .collect();
+    (0..d_out)
+        .map(|o| {
+            f64::from(b2[o])
+                + act
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &a)| a * f64::from(w2[j * d_out + o]))
+                    .sum::<f64>()
+        })
+        .collect()
+}

@@ -4,7 +4,9 @@
 
 use promax_plugin_api::prelude::*;
 use promax_plugin_api::sdk::propagate::check_layers;
-use promax_plugin_api::sdk::rows::{add_node_gradient, node_tables, stack_nodes};
+use promax_plugin_api::sdk::rows::{
+    add_node_gradient, node_table_indices, node_tables, stack_nodes,
+};
 use serde::{Deserialize, Serialize};
 
 /// LR-GCCF hyperparameters (defaults: the published configuration, docs/methods.md).
@@ -88,6 +90,10 @@ impl BackboneImpl for Gccf {
 
     fn tables(&self) -> Vec<TableSpec> {
         node_tables(self.n_users, self.n_items, self.h.dim)
+    }
+
+    fn node_inputs(&self) -> Vec<usize> {
+        node_table_indices()
     }
 
     /// Self-loops: the host normalises A + I. The published config lists keep_rate 0.8, but

@@ -3,7 +3,7 @@
 
 use promax_plugin_api::prelude::*;
 use promax_plugin_api::sdk::propagate::{check_layers, LayerSum, Propagation};
-use promax_plugin_api::sdk::rows::node_tables;
+use promax_plugin_api::sdk::rows::{node_table_indices, node_tables};
 use serde::{Deserialize, Serialize};
 
 /// LightGCN hyperparameters (defaults: the RLMRec / published LightGCN configuration).
@@ -74,6 +74,10 @@ impl BackboneImpl for LightGcn {
 
     fn tables(&self) -> Vec<TableSpec> {
         node_tables(self.n_users, self.n_items, self.h.dim)
+    }
+
+    fn node_inputs(&self) -> Vec<usize> {
+        node_table_indices()
     }
 
     fn graph_spec(&self) -> GraphSpec {

@@ -1,7 +1,9 @@
 //! BPR-MF: the final embeddings are the trainable tables themselves, `final = [U; I]`.
 
 use promax_plugin_api::prelude::*;
-use promax_plugin_api::sdk::rows::{add_node_gradient, node_tables, stack_nodes};
+use promax_plugin_api::sdk::rows::{
+    add_node_gradient, node_table_indices, node_tables, stack_nodes,
+};
 use serde::{Deserialize, Serialize};
 
 /// MF hyperparameters.
@@ -47,6 +49,10 @@ impl BackboneImpl for Mf {
 
     fn tables(&self) -> Vec<TableSpec> {
         node_tables(self.n_users, self.n_items, self.dim)
+    }
+
+    fn node_inputs(&self) -> Vec<usize> {
+        node_table_indices()
     }
 
     fn graph_spec(&self) -> GraphSpec {

@@ -10,13 +10,12 @@
 //! `Linear(D, (D + d)/2) → LeakyReLU(0.01) → Linear(d)` applied to the raw profiles.
 
 mod loss;
-mod mlp;
 
 use promax_plugin_api::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use loss::Terms;
-use mlp::Mlp;
+use promax_plugin_api::sdk::mlp::Mlp;
 
 /// RLMRec-Con hyperparameters (defaults: the published Amazon-Book / Yelp settings).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -88,6 +87,7 @@ impl AugmenterImpl for RlmrecCon {
                 d_in: p.dim,
                 hidden,
                 d_out: h.width,
+                first: 0,
             },
             users: p.users.to_vec(),
             items: p.items.to_vec(),
@@ -136,8 +136,8 @@ promax_plugin_api::declare_augmenter!(RlmrecCon);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mlp::{B1, B2, W1, W2};
     use promax_plugin_api::sdk::{augmenter_box, parse_hparams, Profiles};
+    use promax_plugin_api::testing::mlp_f64;
     use promax_plugin_api::testing::{
         check_augmenter_gradients, compute, env_with_profiles, layout_of, random_params,
         AugmenterCase, ReferenceKernels, SplitMix,
@@ -258,32 +258,8 @@ mod tests {
         let kref = kernels.as_ref();
         let k = compute(&kref);
         let pr = Params::new(&params, &layout);
-        // The MLP in f64 from its definition, for the reference.
-        let mlp64 = |x: &[f32]| -> Vec<f32> {
-            let (w1, b1, w2, b2) = (pr.table(W1), pr.table(B1), pr.table(W2), pr.table(B2));
-            let hdim = b1.len();
-            let hid: Vec<f64> = (0..hdim)
-                .map(|j| {
-                    let z = f64::from(b1[j])
-                        + (0..pd)
-                            .map(|i| f64::from(x[i]) * f64::from(w1[i * hdim + j]))
-                            .sum::<f64>();
-                    if z > 0.0 {
-                        z
-                    } else {
-                        0.01 * z
-                    }
-                })
-                .collect();
-            (0..w)
-                .map(|o| {
-                    (f64::from(b2[o])
-                        + (0..hdim)
-                            .map(|j| hid[j] * f64::from(w2[j * w + o]))
-                            .sum::<f64>()) as f32
-                })
-                .collect()
-        };
+        let mlp64 =
+            |x: &[f32]| -> Vec<f32> { mlp_f64(&pr, 0, x).iter().map(|&v| v as f32).collect() };
         let mapped_users: Vec<f32> = pu.chunks(pd).flat_map(&mlp64).collect();
         let mapped_items = |i: u32| mlp64(&pi[i as usize * pd..(i as usize + 1) * pd]);
         let expected = reference_loss(

@@ -9,7 +9,7 @@ use promax_plugin_api::prelude::*;
 use promax_plugin_api::sdk::rows::{gather, scatter_add, Distinct};
 use promax_plugin_api::PairedNceRequest;
 
-use crate::mlp::Mlp;
+use promax_plugin_api::sdk::mlp::Mlp;
 
 /// What every term of one batch shares.
 pub(crate) struct Terms<'a, 'k> {
@@ -62,7 +62,15 @@ impl Terms<'_, '_> {
         let a = gather(emb.users(), w, &users.ids);
         let (loss, da, d_mapped) = self.nce((&a, &mapped, w), &[], &pairs)?;
         scatter_add(d_emb.users_mut(), w, &users.ids, &da);
-        (self.mlp).backward(self.k, &self.params, profiles, &tape, &d_mapped, grads)?;
+        (self.mlp).backward(
+            self.k,
+            &self.params,
+            profiles,
+            &tape,
+            &d_mapped,
+            grads,
+            None,
+        )?;
         Ok(loss)
     }
 
@@ -100,7 +108,7 @@ impl Terms<'_, '_> {
             scatter_add(&mut d_mapped, w, &at, &db);
         }
         self.mlp
-            .backward(self.k, &self.params, &x, &tape, &d_mapped, grads)?;
+            .backward(self.k, &self.params, &x, &tape, &d_mapped, grads, None)?;
         Ok(losses)
     }
 }

@@ -6,7 +6,9 @@
 use promax_plugin_api::prelude::*;
 use promax_plugin_api::sdk::propagate::{check_layers, LayerSum, Propagation};
 use promax_plugin_api::sdk::rng::{draw, mix64, unit_f32, GOLDEN_GAMMA};
-use promax_plugin_api::sdk::rows::{gather, node_tables, scatter_add, Distinct};
+use promax_plugin_api::sdk::rows::{
+    gather, node_table_indices, node_tables, scatter_add, Distinct,
+};
 use promax_plugin_api::PairedNceRequest;
 use serde::{Deserialize, Serialize};
 
@@ -186,6 +188,10 @@ impl BackboneImpl for SimGcl {
 
     fn tables(&self) -> Vec<TableSpec> {
         node_tables(self.n_users, self.n_items, self.h.dim)
+    }
+
+    fn node_inputs(&self) -> Vec<usize> {
+        node_table_indices()
     }
 
     fn width(&self) -> usize {
