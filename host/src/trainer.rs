@@ -685,7 +685,8 @@ mod input_mask_tests {
         .chain([format!("plugins.{backbone}.dim=8")])
         .chain((backbone == "lightgcn").then(|| "plugins.lightgcn.keep_rate=1.0".to_owned()))
         .collect();
-        config::load_layers(&files, &sets).unwrap()
+        // No process environment: other tests set PROMAX_ variables while this one runs.
+        config::load_layers_with_env(&files, &sets, std::iter::empty()).unwrap()
     }
 
     fn total(t: &mut Trainer<'_>, batch: (&[u32], &[u32], &[u32])) -> f64 {

@@ -65,7 +65,7 @@ pub(super) fn load_with_env(
 }
 
 /// [`load_layers`] with the environment given explicitly.
-fn load_layers_with_env(
+pub(crate) fn load_layers_with_env(
     paths: &[&Path],
     sets: &[String],
     env: impl IntoIterator<Item = (String, String)>,
