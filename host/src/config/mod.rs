@@ -32,6 +32,7 @@ mod props;
 mod tests;
 
 pub use error::ConfigError;
+#[cfg(test)]
 pub(crate) use layering::load_layers_with_env;
 pub use layering::{load, load_layers, load_optional, load_run, ENV_NOT_CONFIG, ENV_PREFIX};
 pub use sections::{
