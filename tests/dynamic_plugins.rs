@@ -86,3 +86,41 @@ fn example_plugin_trains_from_config_through_the_cli() {
         serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(m["backbone"], "scaled-mf");
 }
+
+/// The example predates input masks: it declares no node-input tables, so pairing it with
+/// RLMRec-Gen (which masks input rows) is refused, naming both plugins, before training.
+#[test]
+fn a_backbone_without_node_inputs_is_refused_with_rlmrec_gen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let quick = repo().join("configs/experiments/quickstart.toml");
+    let gen = repo().join("configs/models/rlmrec-gen.toml");
+    let cfg = tmp.path().join("scaled-gen.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "extends = [{:?}, {:?}]\n[model]\nbackbone = \"scaled-mf\"\n[train]\nmax_epochs = 1\n",
+            quick.display().to_string(),
+            gen.display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = tmp.path().join("run");
+    let o = Command::new(env!("CARGO_BIN_EXE_promax"))
+        .args([
+            "train",
+            cfg.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+        ])
+        .env("PROMAX_PLUGIN_PATH", plugin_dir())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "scaled-mf + rlmrec-gen trained: {err}");
+    assert!(
+        err.contains("augmenter `rlmrec-gen`")
+            && err.contains("backbone `scaled-mf` declares no node-input tables"),
+        "{err}"
+    );
+    assert!(!run.join("metrics.json").exists());
+}

@@ -732,32 +732,75 @@ mod tests {
         }
     }
 
-    /// The shipped matrices run exactly the single-run experiment files they mirror.
+    /// The shipped matrices run exactly the single-run experiment files they mirror (with
+    /// the extra sets each names, then the cell's seed).
     #[test]
     fn shipped_matrices_mirror_the_experiment_files() {
         let exp = configs().join("experiments");
+        let single = |file: String| (file, Vec::new());
         let amazon = |c: &Cell| match c.method.as_str() {
-            "base" => format!("{}-amazon.toml", c.backbone),
-            _ => format!("promax-{}-amazon-randprof.toml", c.backbone),
+            "base" => single(format!("{}-amazon.toml", c.backbone)),
+            _ => single(format!("promax-{}-amazon-randprof.toml", c.backbone)),
         };
         let ml100k = |c: &Cell| match c.method.as_str() {
-            "base" => format!("{}-ml100k.toml", c.backbone),
-            m => format!("{}-{}-ml100k.toml", m.replace('_', "-"), c.backbone),
+            "base" => single(format!("{}-ml100k.toml", c.backbone)),
+            "promax_s2dr" => single("promax-lightgcn-ml100k-s2dr.toml".into()),
+            "promax_s2dr_random" => (
+                "promax-lightgcn-ml100k-s2dr.toml".into(),
+                vec!["plugins.promax.augmented=\"source:random\"".into()],
+            ),
+            m => single(format!(
+                "{}-{}-ml100k.toml",
+                m.replace('_', "-"),
+                c.backbone
+            )),
         };
-        type SingleOf<'a> = &'a dyn Fn(&Cell) -> String;
-        let matrices: [(&str, usize, SingleOf<'_>); 3] = [
+        let synthetic = |c: &Cell| {
+            let mut sets: Vec<String> = [
+                "data.synthetic.mean_interactions=5",
+                "train.max_epochs=600",
+                "eval.patience=10",
+            ]
+            .map(String::from)
+            .into();
+            if c.dataset == "synthetic_noise" {
+                sets.push("data.synthetic.profile_signal=0".into());
+            }
+            let file = match c.method.as_str() {
+                "base" => "lightgcn-synthetic.toml".into(),
+                "promax_s2dr" | "promax_s2dr_random" => {
+                    let source = c.method.strip_prefix("promax_s2dr").unwrap();
+                    let source = if source.is_empty() {
+                        "profiles"
+                    } else {
+                        "random"
+                    };
+                    sets.extend([
+                        "plugins.promax.s2dr=true".into(),
+                        format!("plugins.promax.augmented=\"source:{source}\""),
+                        "augment.rerank=\"dense\"".into(),
+                    ]);
+                    "promax-lightgcn-synthetic.toml".into()
+                }
+                m => format!("{}-lightgcn-synthetic.toml", m.replace('_', "-")),
+            };
+            (file, sets)
+        };
+        type SingleOf<'a> = &'a dyn Fn(&Cell) -> (String, Vec<String>);
+        let matrices: [(&str, usize, SingleOf<'_>); 4] = [
             ("table2-amazon.toml", 6, &amazon),
             ("fig4-amazon.toml", 24, &amazon),
-            ("compare-ml100k.toml", 9, &ml100k),
+            ("compare-ml100k.toml", 18, &ml100k),
+            ("table2-synthetic.toml", 36, &synthetic),
         ];
         for (file, n_cells, single_of) in matrices {
             let plan = load(&exp.join(file), &[]).unwrap();
             assert_eq!(plan.cells.len(), n_cells, "{file}");
             assert_eq!(plan.seeds, [2025, 2026, 2027]);
             for cell in &plan.cells {
-                let single = single_of(cell);
-                let want = config::load(&exp.join(&single), &[format!("train.seed={}", cell.seed)])
-                    .unwrap();
+                let (single, mut sets) = single_of(cell);
+                sets.push(format!("train.seed={}", cell.seed));
+                let want = config::load(&exp.join(&single), &sets).unwrap();
                 assert_eq!(cell.config, want, "{file}: {} vs {single}", cell.name);
             }
         }
