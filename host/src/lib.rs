@@ -24,3 +24,4 @@ pub mod registry;
 pub mod runfolder;
 pub mod sampler;
 pub mod trainer;
+pub mod tune;

@@ -80,6 +80,27 @@ pub enum Command {
         #[arg(long, hide = true)]
         max_cells: Option<usize>,
     },
+    /// Tune hyperparameters on the VALIDATION split (grid, random or TPE over config keys,
+    /// median pruning) from a tune file; every trial is an ordinary run folder per seed;
+    /// resumable. Writes trials.csv / trials.json and best.toml (a ready experiment file).
+    Tune {
+        /// Tune file (TOML: config, metric, sampler, trials, seeds, [space]).
+        config: PathBuf,
+        /// Override a config key in every trial (repeatable; after the tune file's sets).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Output folder: cells/trial<N>-s<seed>/, trials.*, best.toml (default
+        /// runs/<tune file name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Runs trained at the same time (the seeds and trials of a batch); the study's
+        /// results do not depend on it.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        jobs: u32,
+        /// Stop after starting this many runs (for tests of resumption).
+        #[arg(long, hide = true)]
+        max_cells: Option<usize>,
+    },
     /// List plugins (built-in and found in plugin folders), or show one's hyperparameters.
     Plugins {
         #[command(subcommand)]
@@ -208,6 +229,19 @@ pub fn run(command: Command) -> Result<()> {
             out,
             jobs: jobs as usize,
             report_only,
+            max_cells,
+        }),
+        Command::Tune {
+            config,
+            sets,
+            out,
+            jobs,
+            max_cells,
+        } => compare::cmd_tune(promax::tune::TuneArgs {
+            config,
+            sets,
+            out,
+            jobs: jobs as usize,
             max_cells,
         }),
         Command::Plugins { action, config } => plugins::cmd_plugins(action, config.as_deref()),

@@ -53,9 +53,55 @@ pub fn cell_dir(out: &Path, cell: &Cell) -> PathBuf {
     out.join("cells").join(&cell.name)
 }
 
-/// Whether a cell has finished (its `metrics.json` exists: the trainer writes it last).
+/// The marker a [`Watch`] leaves in a cell it stopped (`promax tune`'s pruning): the epoch
+/// it stopped at, and the run's identity.
+pub const STOPPED: &str = "stopped.json";
+
+/// Whether a cell has finished: its `metrics.json` exists (the trainer writes it last), or
+/// a [`Watch`] stopped it for good.
 pub fn is_finished(out: &Path, cell: &Cell) -> bool {
-    cell_dir(out, cell).join("metrics.json").is_file()
+    let dir = cell_dir(out, cell);
+    dir.join("metrics.json").is_file() || dir.join(STOPPED).is_file()
+}
+
+/// The epoch a [`Watch`] stopped a cell at, if it did.
+pub fn stopped_at(out: &Path, cell: &Cell) -> Result<Option<usize>> {
+    let path = cell_dir(out, cell).join(STOPPED);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let epoch = v["epoch"]
+        .as_u64()
+        .with_context(|| format!("{}: no `epoch`", path.display()))?;
+    Ok(Some(epoch as usize))
+}
+
+/// Looks at a cell while it trains (and once more when it ends): `Some(epoch)` stops it
+/// for good, as if it had ended at that epoch. The decision must depend on the cell's
+/// `epochs.csv` rows alone, never on when it is asked, so that a rerun decides the same.
+pub trait Watch: Sync {
+    fn stop_at(&self, cell: &Cell, dir: &Path) -> Option<usize>;
+}
+
+/// The watch of `promax compare`: never stops a cell.
+pub struct NoWatch;
+
+impl Watch for NoWatch {
+    fn stop_at(&self, _: &Cell, _: &Path) -> Option<usize> {
+        None
+    }
+}
+
+/// How a cell ended.
+#[derive(Debug)]
+pub enum CellEnd {
+    Trained(Box<RunSummary>),
+    /// A [`Watch`] stopped it at this epoch.
+    Stopped(usize),
 }
 
 /// Worker threads per cell: the cell's own `train.threads` when it sets one, else the
@@ -116,7 +162,7 @@ fn progress(len: u64, pos: u64) -> ProgressBar {
 /// What a worker reports to the thread that prints progress.
 enum Event<'a> {
     Started(&'a Cell),
-    Done(&'a Cell, Box<Result<RunSummary>>, f64),
+    Done(&'a Cell, Box<Result<CellEnd>>, f64),
 }
 
 /// A line printed above the progress bar, or on stdout when there is none.
@@ -171,7 +217,13 @@ fn die_with_parent(cmd: &mut Command) {
 fn die_with_parent(_cmd: &mut Command) {}
 
 /// Trains one cell in a child process; its output goes to `train.log` in the cell folder.
-fn run_cell(exe: &Path, out: &Path, cell: &Cell, jobs: usize) -> Result<RunSummary> {
+fn run_cell(
+    exe: &Path,
+    out: &Path,
+    cell: &Cell,
+    jobs: usize,
+    watch: &dyn Watch,
+) -> Result<CellEnd> {
     let dir = cell_dir(out, cell);
     if let Some(owner) = live_owner(&dir) {
         bail!("process {} is training in {}", owner.pid, dir.display());
@@ -202,12 +254,25 @@ fn run_cell(exe: &Path, out: &Path, cell: &Cell, jobs: usize) -> Result<RunSumma
         .open(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
     die_with_parent(&mut cmd);
-    let status = cmd
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
-        .status()
+        .spawn()
         .with_context(|| format!("starting {}", exe.display()))?;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if let Some(epoch) = watch.stop_at(cell, &dir) {
+            // The decision reads the rows alone, so killing now or later stops the same
+            // trial at the same epoch.
+            let _ = child.kill();
+            let _ = child.wait();
+            return mark_stopped(&dir, epoch);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     if !status.success() {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
         let last = text
@@ -217,11 +282,28 @@ fn run_cell(exe: &Path, out: &Path, cell: &Cell, jobs: usize) -> Result<RunSumma
             .unwrap_or("");
         bail!("{status}: {last}");
     }
-    runfolder::read_metrics(&dir)
+    // A run may end between two looks; the rows it left decide as they would have.
+    if let Some(epoch) = watch.stop_at(cell, &dir) {
+        return mark_stopped(&dir, epoch);
+    }
+    runfolder::read_metrics(&dir).map(|m| CellEnd::Trained(Box::new(m)))
+}
+
+/// Leaves the [`STOPPED`] marker in a cell folder.
+fn mark_stopped(dir: &Path, epoch: usize) -> Result<CellEnd> {
+    let run_id = identity::config_id(dir)?.unwrap_or_default();
+    let text = serde_json::json!({ "run_id": run_id, "epoch": epoch }).to_string();
+    write_atomic(&dir.join(STOPPED), text.as_bytes())?;
+    Ok(CellEnd::Stopped(epoch))
 }
 
 /// Runs every unfinished cell of `plan` (in plan order, `jobs` at a time).
 pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome> {
+    run_watched(plan, opts, &NoWatch)
+}
+
+/// [`run`], with `watch` looking at every cell while it trains.
+pub fn run_watched(plan: &Plan, opts: &RunOptions, watch: &dyn Watch) -> Result<RunOutcome> {
     let out = &opts.out;
     std::fs::create_dir_all(out.join("cells"))
         .with_context(|| format!("creating {}", out.display()))?;
@@ -297,7 +379,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome> {
                     break;
                 }
                 let start = Instant::now();
-                let r = run_cell(&opts.exe, out, cell, jobs);
+                let r = run_cell(&opts.exe, out, cell, jobs, watch);
                 if tx
                     .send(Event::Done(
                         cell,
@@ -325,7 +407,14 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome> {
             pb.inc(1);
             let done = pb.position();
             match r {
-                Ok(sum) => {
+                Ok(CellEnd::Stopped(epoch)) => {
+                    outcome.ran += 1;
+                    say(
+                        &pb,
+                        &format!("[{done}/{total}] {}: stopped at epoch {epoch}", cell.name),
+                    );
+                }
+                Ok(CellEnd::Trained(sum)) => {
                     outcome.ran += 1;
                     let m = |k: &str| sum.test.get(k).copied().unwrap_or(f64::NAN);
                     say(

@@ -175,12 +175,23 @@ pub struct Plan {
 impl Plan {
     /// Default output folder: `runs/<compare file name without .toml>`.
     pub fn default_out(&self) -> PathBuf {
-        let stem = self
-            .path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "compare".into());
-        Path::new("runs").join(stem)
+        Path::new("runs").join(stem_or(&self.path, "compare"))
+    }
+}
+
+/// A file's name without its extension (`fallback` when it has none): the default title
+/// and output folder of compare and tune files.
+pub fn stem_or(path: &Path, fallback: &str) -> String {
+    path.file_stem()
+        .map_or_else(|| fallback.to_owned(), |s| s.to_string_lossy().into_owned())
+}
+
+/// The title a compare or tune file gives, or its file name.
+pub fn title_or_stem(title: &str, path: &Path) -> String {
+    if title.is_empty() {
+        stem_or(path, "")
+    } else {
+        title.to_owned()
     }
 }
 
@@ -202,6 +213,12 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// Reads and checks a compare file (no cell configs yet).
 pub fn parse(path: &Path) -> Result<CompareFile, CompareError> {
+    parse_toml(path)
+}
+
+/// Reads a TOML file into `T`, naming the line and column of what does not fit (compare
+/// and tune files).
+pub fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CompareError> {
     let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => CompareError::Missing {
             path: path.to_owned(),
@@ -283,10 +300,10 @@ pub fn load(path: &Path, extra_sets: &[String]) -> Result<Plan, CompareError> {
             if !names.insert(e.name.as_str()) {
                 return Err(invalid(key, format!("{:?} is used twice", e.name)));
             }
-            check_files(path, dir, &format!("{axis}[{i}].config"), &e.config)?;
+            check_layer_files(path, dir, &format!("{axis}[{i}].config"), &e.config)?;
         }
     }
-    check_files(path, dir, "layers", &file.layers)?;
+    check_layer_files(path, dir, "layers", &file.layers)?;
     let known = |axis: &str, entries: &[Entry], name: &str, key: String| {
         if entries.iter().any(|e| e.name == name) {
             return Ok(());
@@ -319,7 +336,7 @@ pub fn load(path: &Path, extra_sets: &[String]) -> Result<Plan, CompareError> {
                 known(axis, list, name, format!("overrides[{i}].{field}"))?;
             }
         }
-        check_files(path, dir, &format!("overrides[{i}].config"), &o.config)?;
+        check_layer_files(path, dir, &format!("overrides[{i}].config"), &o.config)?;
     }
     if file.metrics.is_empty() {
         return Err(invalid(
@@ -339,13 +356,7 @@ pub fn load(path: &Path, extra_sets: &[String]) -> Result<Plan, CompareError> {
         }
     }
 
-    let title = if file.title.is_empty() {
-        path.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    } else {
-        file.title.clone()
-    };
+    let title = title_or_stem(&file.title, path);
     let mut cells = Vec::new();
     let mut names = HashSet::new();
     for d in &file.datasets {
@@ -435,8 +446,14 @@ pub fn load(path: &Path, extra_sets: &[String]) -> Result<Plan, CompareError> {
     })
 }
 
-/// Every named config file must exist (resolved against the compare file's folder).
-fn check_files(path: &Path, dir: &Path, key: &str, layers: &Layers) -> Result<(), CompareError> {
+/// Every named config file must exist (resolved against `dir`, the compare or tune file's
+/// folder).
+pub fn check_layer_files(
+    path: &Path,
+    dir: &Path,
+    key: &str,
+    layers: &Layers,
+) -> Result<(), CompareError> {
     for (i, f) in layers.0.iter().enumerate() {
         let full = dir.join(f);
         if !full.is_file() {
@@ -449,8 +466,9 @@ fn check_files(path: &Path, dir: &Path, key: &str, layers: &Layers) -> Result<()
                 path: path.to_owned(),
                 key,
                 reason: format!(
-                    "config file {} not found (paths are relative to the compare file's folder)",
-                    full.display()
+                    "config file {} not found (paths are relative to the folder of {})",
+                    full.display(),
+                    path.display()
                 ),
             });
         }

@@ -1,0 +1,194 @@
+//! `promax tune` end to end on a small synthetic dataset: a study interrupted and resumed
+//! writes exactly the trials.csv of one run straight through; the median pruner stops a
+//! trial whose curve falls below the earlier ones; best.toml is a run config that trains
+//! to the best trial's validation value; a bad tune file fails before anything trains.
+
+use std::path::{Path, PathBuf};
+
+mod common;
+use common::{fails, ok, promax, repo};
+
+/// A tune file over the quick start (smaller), validated every 2 epochs.
+fn tune_file(dir: &Path, body: &str) -> PathBuf {
+    let quick = repo().join("configs/experiments/quickstart.toml");
+    let p = dir.join("study.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "config = {:?}\nsets = [\"data.synthetic.n_users=160\", \"data.synthetic.n_items=120\", \
+             \"train.max_epochs=12\", \"eval.every=2\", \"eval.patience=3\", \"train.threads=1\"]\n\
+             metric = \"recall@20\"\n{body}",
+            quick.display().to_string()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn tune(file: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "tune",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    ok(&promax(&args))
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+const TPE: &str = "sampler = \"tpe\"\ntrials = 6\nstartup = 3\nseeds = [5, 6]\nseed = 1\n\
+                   [prune]\nenabled = false\n\
+                   [space]\n\"train.lr\" = { log_uniform = [1e-4, 3e-2] }\n\
+                   \"plugins.lightgcn.layers\" = { int_uniform = [1, 3] }\n\
+                   \"plugins.lightgcn.keep_rate\" = { choice = [1.0, 0.8] }\n";
+
+#[test]
+fn an_interrupted_study_resumes_to_the_same_trials() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tune_file(tmp.path(), TPE);
+    let straight = tmp.path().join("straight");
+    tune(&file, &straight, &[]);
+    let resumed = tmp.path().join("resumed");
+    // Stopped after 5 of the 12 runs (in the middle of trial 2), then run again.
+    let first = tune(&file, &resumed, &["--max-cells", "5"]);
+    assert!(first.contains("run the same command again"), "{first}");
+    assert!(!resumed.join("trials.csv").exists());
+    tune(&file, &resumed, &["--jobs", "2"]);
+    let csv = read(&straight.join("trials.csv"));
+    assert_eq!(csv, read(&resumed.join("trials.csv")));
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 7, "{csv}");
+    assert!(rows[0].starts_with("trial,state,value,plugins.lightgcn.keep_rate,plugins.lightgcn.layers,train.lr,value_s5,epoch_s5"));
+    // Every value is the mean of its two seeds' validation metrics, read from the runs.
+    for row in &rows[1..] {
+        let f: Vec<&str> = row.split(',').collect();
+        assert_eq!(f[1], "finished");
+        let (v, a, b): (f64, f64, f64) = (
+            f[2].parse().unwrap(),
+            f[6].parse().unwrap(),
+            f[8].parse().unwrap(),
+        );
+        assert!((v - (a + b) / 2.0).abs() < 2e-6, "{row}");
+        let lr: f64 = f[5].parse().unwrap();
+        assert!((1e-4..=3e-2).contains(&lr), "{row}");
+        let layers: i64 = f[4].parse().unwrap();
+        assert!((1..=3).contains(&layers), "{row}");
+        let trial: usize = f[0].parse().unwrap();
+        let m: serde_json::Value = serde_json::from_str(&read(
+            &straight.join(format!("cells/trial{trial:04}-s5/metrics.json")),
+        ))
+        .unwrap();
+        assert!((m["valid"]["recall@20"].as_f64().unwrap() - a).abs() < 2e-6);
+    }
+    // best.toml is a complete run config: training it repeats the best trial's first seed.
+    let j: serde_json::Value = serde_json::from_str(&read(&straight.join("trials.json"))).unwrap();
+    let best = j["best"]["trial"].as_u64().unwrap() as usize;
+    let best_value = j["best"]["value"].as_f64().unwrap();
+    let max = rows[1..]
+        .iter()
+        .map(|r| r.split(',').nth(2).unwrap().parse::<f64>().unwrap())
+        .fold(f64::MIN, f64::max);
+    assert!((best_value - max).abs() < 2e-6);
+    assert!(j["best"]["test"]["recall@20"].as_f64().is_some());
+    let again = tmp.path().join("again");
+    ok(&promax(&[
+        "train",
+        straight.join("best.toml").to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]));
+    let a: serde_json::Value = serde_json::from_str(&read(&again.join("metrics.json"))).unwrap();
+    let t: serde_json::Value = serde_json::from_str(&read(
+        &straight.join(format!("cells/trial{best:04}-s5/metrics.json")),
+    ))
+    .unwrap();
+    assert_eq!(a["valid"], t["valid"]);
+}
+
+#[test]
+fn the_median_pruner_stops_a_trial_below_the_earlier_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A grid in order: two sound learning rates, then one too small to learn in 12 epochs.
+    let file = tune_file(
+        tmp.path(),
+        "sampler = \"grid\"\nseeds = [5]\n[prune]\nenabled = true\nwarmup = 4\nmin_trials = 2\n\
+         [space]\n\"train.lr\" = { choice = [0.01, 0.005, 1e-6] }\n",
+    );
+    let out = tmp.path().join("study");
+    tune(&file, &out, &[]);
+    let csv = read(&out.join("trials.csv"));
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert_eq!((rows[0][1], rows[1][1]), ("finished", "finished"), "{csv}");
+    assert_eq!(rows[2][1], "pruned", "{csv}");
+    let epoch: usize = rows[2][5].parse().unwrap();
+    assert!(epoch >= 4, "{csv}");
+    let stop: serde_json::Value =
+        serde_json::from_str(&read(&out.join("cells/trial0002-s5/stopped.json"))).unwrap();
+    assert_eq!(stop["epoch"].as_u64(), Some(epoch as u64));
+    let j: serde_json::Value = serde_json::from_str(&read(&out.join("trials.json"))).unwrap();
+    assert_ne!(j["best"]["trial"].as_u64(), Some(2));
+    // Run again: nothing trains, the same file comes out.
+    tune(&file, &out, &[]);
+    assert_eq!(csv, read(&out.join("trials.csv")));
+}
+
+#[test]
+fn bad_tune_files_fail_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "sampler = \"random\"\ntrials = 2\nseeds = [5]\nmetric2 = 1\n[space]\n\"train.lr\" = { uniform = [0.001, 0.01] }\n",
+            "unknown field `metric2`",
+        ),
+        (
+            "sampler = \"random\"\ntrials = 2\nseeds = [5]\n[space]\n\"train.lrr\" = { uniform = [0.001, 0.01] }\n",
+            "did you mean `train.lr`?",
+        ),
+        (
+            "sampler = \"random\"\ntrials = 2\nseeds = [5]\n[space]\n\"plugins.lightgcn.layer\" = { int_uniform = [1, 3] }\n",
+            "did you mean \"layers\"?",
+        ),
+        (
+            "sampler = \"grid\"\nseeds = [5]\n[space]\n\"train.lr\" = { uniform = [0.001, 0.01] }\n",
+            "the grid sampler needs `choice` values",
+        ),
+        (
+            "sampler = \"tpe\"\ntrials = 2\nseeds = [5]\n[space]\n\"train.lr\" = { log_uniform = [0.0, 0.01] }\n",
+            "0 < low < high",
+        ),
+        (
+            "sampler = \"random\"\ntrials = 2\nseeds = [5]\n[space]\n\"train.batch_size\" = { choice = [\"big\"] }\n",
+            "train.batch_size",
+        ),
+    ];
+    for (body, want) in cases {
+        let file = tune_file(tmp.path(), body);
+        let out = tmp.path().join("never");
+        let err = fails(&promax(&[
+            "tune",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        assert!(err.contains(want), "{body}\n{err}");
+        assert!(
+            !out.join("cells").exists(),
+            "{body}: trained before failing"
+        );
+    }
+    // A test metric is refused: trials are chosen on validation only.
+    let file = tune_file(tmp.path(), "sampler = \"random\"\ntrials = 2\nseeds = [5]\n[space]\n\"train.lr\" = { uniform = [0.001, 0.01] }\n");
+    let text = read(&file).replace("metric = \"recall@20\"", "metric = \"test_recall@20\"");
+    std::fs::write(&file, text).unwrap();
+    let err = fails(&promax(&["tune", file.to_str().unwrap()]));
+    assert!(err.contains("is a test metric"), "{err}");
+}
