@@ -26,14 +26,7 @@ fn tune_file(dir: &Path, body: &str) -> PathBuf {
 }
 
 fn tune(file: &Path, out: &Path, extra: &[&str]) -> String {
-    let mut args = vec![
-        "tune",
-        file.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend(extra);
-    ok(&promax(&args))
+    common::run_file("tune", file, out, extra)
 }
 
 fn read(p: &Path) -> String {
@@ -139,6 +132,19 @@ fn the_median_pruner_stops_a_trial_below_the_earlier_ones() {
     // Run again: nothing trains, the same file comes out.
     tune(&file, &out, &[]);
     assert_eq!(csv, read(&out.join("trials.csv")));
+    // Another pruning rule would have stopped other trials: the folder is refused.
+    let text = read(&file).replace("warmup = 4", "warmup = 6");
+    std::fs::write(&file, text).unwrap();
+    let err = fails(&promax(&[
+        "tune",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(
+        err.contains("holds the trials of another study (its `prune` differs"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -39,6 +39,14 @@ pub fn promax(args: &[&str]) -> Output {
         .expect("running promax")
 }
 
+/// `promax CMD FILE --out OUT EXTRA...` from the repository root; its stdout, which it
+/// must have succeeded.
+pub fn run_file(cmd: &str, file: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![cmd, file.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    args.extend(extra);
+    ok(&promax(&args))
+}
+
 /// stdout and stderr as text.
 pub fn text(o: &Output) -> (String, String) {
     (

@@ -11,7 +11,23 @@ mod train;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// `--executor` of compare and tune.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Executor {
+    Local,
+    Slurm,
+}
+
+impl From<Executor> for promax::compare::ExecutorKind {
+    fn from(e: Executor) -> Self {
+        match e {
+            Executor::Local => promax::compare::ExecutorKind::Local,
+            Executor::Slurm => promax::compare::ExecutorKind::Slurm,
+        }
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -76,6 +92,10 @@ pub enum Command {
         /// Only write the report from the finished cells; train nothing.
         #[arg(long)]
         report_only: bool,
+        /// Where the cells train: `local` child processes, or the tasks of one `slurm`
+        /// job array (`--jobs` at a time; options from the compare file's [slurm]).
+        #[arg(long, value_enum, default_value_t = Executor::Local)]
+        executor: Executor,
         /// Stop after starting this many cells (for tests of resumption).
         #[arg(long, hide = true)]
         max_cells: Option<usize>,
@@ -97,6 +117,10 @@ pub enum Command {
         /// results do not depend on it.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         jobs: u32,
+        /// Where the runs train: `local` child processes, or Slurm job arrays, one per
+        /// batch (options from the tune file's [slurm]).
+        #[arg(long, value_enum, default_value_t = Executor::Local)]
+        executor: Executor,
         /// Stop after starting this many runs (for tests of resumption).
         #[arg(long, hide = true)]
         max_cells: Option<usize>,
@@ -222,6 +246,7 @@ pub fn run(command: Command) -> Result<()> {
             out,
             jobs,
             report_only,
+            executor,
             max_cells,
         } => compare::cmd_compare(promax::compare::CompareArgs {
             config,
@@ -230,12 +255,14 @@ pub fn run(command: Command) -> Result<()> {
             jobs: jobs as usize,
             report_only,
             max_cells,
+            executor: executor.into(),
         }),
         Command::Tune {
             config,
             sets,
             out,
             jobs,
+            executor,
             max_cells,
         } => compare::cmd_tune(promax::tune::TuneArgs {
             config,
@@ -243,6 +270,7 @@ pub fn run(command: Command) -> Result<()> {
             out,
             jobs: jobs as usize,
             max_cells,
+            executor: executor.into(),
         }),
         Command::Plugins { action, config } => plugins::cmd_plugins(action, config.as_deref()),
         Command::Data {

@@ -6,6 +6,7 @@
 //!
 //! - spec.rs: the compare file and the plan of cells (configs built by `config::load_layers`)
 //! - runner.rs: running the cells (child processes, resumable)
+//! - slurm.rs: or as the tasks of a Slurm job array (`--executor slurm`)
 //! - stats.rs: mean, sample std, paired t-test
 //! - results.rs: what the report shows (rows, curves), shared by its writers
 //! - report.rs: the statistics and the md / csv / json files
@@ -15,6 +16,7 @@ pub mod html;
 pub mod report;
 pub mod results;
 pub mod runner;
+pub mod slurm;
 pub mod spec;
 pub mod stats;
 
@@ -38,6 +40,26 @@ pub struct CompareArgs {
     pub report_only: bool,
     /// Stop after starting this many cells (hidden; tests of resumption).
     pub max_cells: Option<usize>,
+    /// Train the cells as local child processes or as Slurm tasks.
+    pub executor: ExecutorKind,
+}
+
+/// `--executor`: where cells train.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExecutorKind {
+    #[default]
+    Local,
+    Slurm,
+}
+
+impl ExecutorKind {
+    /// The executor, with the compare or tune file's `[slurm]` options.
+    pub fn with(self, slurm: &slurm::SlurmOptions) -> runner::Executor {
+        match self {
+            ExecutorKind::Local => runner::Executor::Local,
+            ExecutorKind::Slurm => runner::Executor::Slurm(slurm.clone()),
+        }
+    }
 }
 
 /// Runs the matrix (unless `report_only`) and writes the report; `exe` is the `promax`
@@ -54,6 +76,7 @@ pub fn compare(args: &CompareArgs, exe: &Path) -> Result<()> {
                 jobs: args.jobs,
                 max_cells: args.max_cells,
                 exe: exe.to_owned(),
+                executor: args.executor.with(&plan.slurm),
             },
         )?;
         if !outcome.failed.is_empty() {

@@ -33,6 +33,16 @@ pub struct RunOptions {
     pub max_cells: Option<usize>,
     /// The `promax` executable the children run.
     pub exe: PathBuf,
+    /// Where the cells train.
+    pub executor: Executor,
+}
+
+/// Where cells train: child processes of this one, or tasks of a Slurm job array.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Executor {
+    #[default]
+    Local,
+    Slurm(super::slurm::SlurmOptions),
 }
 
 /// What a run of the matrix did.
@@ -160,7 +170,7 @@ fn progress(len: u64, pos: u64) -> ProgressBar {
 }
 
 /// What a worker reports to the thread that prints progress.
-enum Event<'a> {
+pub(crate) enum Event<'a> {
     Started(&'a Cell),
     Done(&'a Cell, Box<Result<CellEnd>>, f64),
 }
@@ -216,14 +226,16 @@ fn die_with_parent(cmd: &mut Command) {
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_cmd: &mut Command) {}
 
-/// Trains one cell in a child process; its output goes to `train.log` in the cell folder.
-fn run_cell(
-    exe: &Path,
-    out: &Path,
-    cell: &Cell,
-    jobs: usize,
-    watch: &dyn Watch,
-) -> Result<CellEnd> {
+/// A cell made ready to train: its folder cleared or kept for resuming, its config
+/// written, and the `promax` arguments that train it.
+pub(crate) struct Prepared {
+    pub dir: PathBuf,
+    pub args: Vec<std::ffi::OsString>,
+    pub log: PathBuf,
+}
+
+/// Makes a cell ready to train (`threads`: the worker threads of a cell that sets none).
+pub(crate) fn prepare_cell(out: &Path, cell: &Cell, threads: usize) -> Result<Prepared> {
     let dir = cell_dir(out, cell);
     if let Some(owner) = live_owner(&dir) {
         bail!("process {} is training in {}", owner.pid, dir.display());
@@ -235,29 +247,67 @@ fn run_cell(
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let cfg_path = dir.join("config.toml");
-    let mut cmd = Command::new(exe);
-    cmd.arg("train");
+    let mut args: Vec<std::ffi::OsString> = vec!["train".into()];
     if resume {
-        cmd.arg("--resume").arg(&dir);
+        args.extend(["--resume".into(), dir.clone().into_os_string()]);
     } else {
-        write_atomic(
-            &cfg_path,
-            config::to_toml(&cell_config(cell, jobs)).as_bytes(),
-        )?;
-        cmd.arg(&cfg_path).arg("--out").arg(&dir);
+        let mut cfg = cell.config.clone();
+        if cfg.train.threads == 0 {
+            cfg.train.threads = threads;
+        }
+        write_atomic(&cfg_path, config::to_toml(&cfg).as_bytes())?;
+        args.extend([
+            cfg_path.into_os_string(),
+            "--out".into(),
+            dir.clone().into_os_string(),
+        ]);
     }
-    let log_path = dir.join("train.log");
+    let log = dir.join("train.log");
+    Ok(Prepared { dir, args, log })
+}
+
+/// The last non-empty line of a log (what a failed run said last).
+pub(crate) fn last_line(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// How a cell that ran to its end (not stopped while running) ended: stopped after all
+/// when its rows say so (a run may end between two looks), else its metrics.
+pub(crate) fn ended(cell: &Cell, dir: &Path, watch: &dyn Watch) -> Result<CellEnd> {
+    if let Some(epoch) = watch.stop_at(cell, dir) {
+        return mark_stopped(dir, epoch);
+    }
+    runfolder::read_metrics(dir).map(|m| CellEnd::Trained(Box::new(m)))
+}
+
+/// Trains one cell in a child process; its output goes to `train.log` in the cell folder.
+fn run_cell(
+    exe: &Path,
+    out: &Path,
+    cell: &Cell,
+    jobs: usize,
+    watch: &dyn Watch,
+) -> Result<CellEnd> {
+    let threads = cell_config(cell, jobs).train.threads;
+    let Prepared { dir, args, log } = prepare_cell(out, cell, threads)?;
+    let mut cmd = Command::new(exe);
+    cmd.args(&args);
     // A resumed cell's log continues the interrupted one's.
-    let log = std::fs::OpenOptions::new()
+    let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&log_path)
-        .with_context(|| format!("creating {}", log_path.display()))?;
+        .open(&log)
+        .with_context(|| format!("creating {}", log.display()))?;
     die_with_parent(&mut cmd);
     let mut child = cmd
         .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
         .spawn()
         .with_context(|| format!("starting {}", exe.display()))?;
     let status = loop {
@@ -274,23 +324,13 @@ fn run_cell(
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     if !status.success() {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let last = text
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
-        bail!("{status}: {last}");
+        bail!("{status}: {}", last_line(&log));
     }
-    // A run may end between two looks; the rows it left decide as they would have.
-    if let Some(epoch) = watch.stop_at(cell, &dir) {
-        return mark_stopped(&dir, epoch);
-    }
-    runfolder::read_metrics(&dir).map(|m| CellEnd::Trained(Box::new(m)))
+    ended(cell, &dir, watch)
 }
 
 /// Leaves the [`STOPPED`] marker in a cell folder.
-fn mark_stopped(dir: &Path, epoch: usize) -> Result<CellEnd> {
+pub(crate) fn mark_stopped(dir: &Path, epoch: usize) -> Result<CellEnd> {
     let run_id = identity::config_id(dir)?.unwrap_or_default();
     let text = serde_json::json!({ "run_id": run_id, "epoch": epoch }).to_string();
     write_atomic(&dir.join(STOPPED), text.as_bytes())?;
@@ -369,7 +409,26 @@ pub fn run_watched(plan: &Plan, opts: &RunOptions, watch: &dyn Watch) -> Result<
     let (tx, rx) = mpsc::channel::<Event>();
     let mut running: Vec<&str> = Vec::new();
     std::thread::scope(|s| {
-        for _ in 0..jobs.min(limit) {
+        if let Executor::Slurm(slurm) = &opts.executor {
+            let tx = tx.clone();
+            let cells: Vec<&Cell> = todo[..limit].to_vec();
+            s.spawn(move || {
+                let array = super::slurm::Array {
+                    cells: &cells,
+                    out,
+                    exe: &opts.exe,
+                    k: jobs,
+                    opts: slurm,
+                    watch,
+                };
+                super::slurm::run(&array, &tx)
+            });
+        }
+        let workers = match opts.executor {
+            Executor::Local => jobs.min(limit),
+            Executor::Slurm(_) => 0,
+        };
+        for _ in 0..workers {
             let tx = tx.clone();
             let queue = &queue;
             s.spawn(move || loop {

@@ -13,6 +13,7 @@ use promax_plugin_api::PluginKind;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use super::slurm::SlurmOptions;
 use crate::config::{self, Config, ConfigError};
 use crate::metrics::METRICS;
 use crate::registry::Registry;
@@ -47,6 +48,9 @@ pub struct CompareFile {
     /// Extra layers and overrides for the cells an entry combination selects.
     #[serde(default)]
     pub overrides: Vec<Override>,
+    /// How `--executor slurm` submits the cells.
+    #[serde(default)]
+    pub slurm: Option<SlurmOptions>,
 }
 
 fn default_metrics() -> Vec<String> {
@@ -170,6 +174,8 @@ pub struct Plan {
     pub backbones: Vec<String>,
     pub methods: Vec<String>,
     pub cells: Vec<Cell>,
+    /// The `[slurm]` table (defaults when absent).
+    pub slurm: SlurmOptions,
 }
 
 impl Plan {
@@ -443,6 +449,7 @@ pub fn load(path: &Path, extra_sets: &[String]) -> Result<Plan, CompareError> {
         backbones: names(&file.backbones),
         methods: names(&file.methods),
         cells,
+        slurm: file.slurm.clone().unwrap_or_default(),
     })
 }
 

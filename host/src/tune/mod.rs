@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::compare::runner::{self, cell_dir, stopped_at, NoWatch, RunOptions, Watch};
-use crate::compare::{Cell, Plan};
+use crate::compare::{Cell, ExecutorKind, Plan};
 use crate::config;
 use crate::runfolder::{self, write_atomic};
 
@@ -41,6 +41,8 @@ pub struct TuneArgs {
     pub jobs: usize,
     /// Stop after starting this many runs (hidden; tests of resumption).
     pub max_cells: Option<usize>,
+    /// Train the runs as local child processes or as Slurm tasks.
+    pub executor: ExecutorKind,
 }
 
 /// How a trial ended.
@@ -190,6 +192,7 @@ pub fn tune(args: &TuneArgs, exe: &Path) -> Result<()> {
         },
         out.display()
     );
+    check_identity(&study, &out)?;
     let mut trials: Vec<Trial> = Vec::new();
     let mut told: Vec<Told> = Vec::new();
     let mut curves: BTreeMap<u64, Vec<Curve>> = BTreeMap::new();
@@ -218,6 +221,7 @@ pub fn tune(args: &TuneArgs, exe: &Path) -> Result<()> {
                 .iter()
                 .flat_map(|(_, _, c)| c.iter().cloned())
                 .collect(),
+            slurm: study.slurm.clone(),
         };
         if budget == Some(0) {
             println!("stopped before trial {start}; run the same command again to resume");
@@ -239,6 +243,7 @@ pub fn tune(args: &TuneArgs, exe: &Path) -> Result<()> {
                 jobs: args.jobs,
                 max_cells: budget,
                 exe: exe.to_owned(),
+                executor: args.executor.with(&study.slurm),
             },
             watch,
         )?;
@@ -273,6 +278,51 @@ pub fn tune(args: &TuneArgs, exe: &Path) -> Result<()> {
     write_study(&study, &out, &trials)
 }
 
+/// What makes a study's trials what they are, besides their run configs (which the runner
+/// checks per cell): the metric, the sampler and its seed, the batches, the pruning rule,
+/// the space and the seeds. The number of trials may grow: a longer study extends a
+/// shorter one.
+fn identity(study: &Study) -> serde_json::Value {
+    serde_json::json!({
+        "metric": study.metric,
+        "sampler": format!("{:?}", study.sampler).to_lowercase(),
+        "seed": study.seed,
+        "startup": study.startup,
+        "batch": study.batch,
+        "prune": study.prune.map(|p| serde_json::json!({"warmup": p.warmup, "min_trials": p.min_trials})),
+        "space": study.space.iter().map(|(k, d)| (k.clone(), format!("{d:?}"))).collect::<BTreeMap<_, _>>(),
+        "seeds": study.seeds,
+    })
+}
+
+/// Writes `study.json` in a new output folder, or refuses a folder whose trials another
+/// study (another sampler, seed, pruning rule, space ...) made: its trials would not be
+/// this study's.
+fn check_identity(study: &Study, out: &Path) -> Result<()> {
+    let path = out.join("study.json");
+    let now = identity(study);
+    if path.is_file() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let then: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if then != now {
+            let key = now
+                .as_object()
+                .and_then(|o| o.iter().find(|(k, v)| then.get(k.as_str()) != Some(*v)))
+                .map_or("?".to_owned(), |(k, _)| k.clone());
+            bail!(
+                "{} holds the trials of another study (its `{key}` differs from what {} now                  gives); use another --out, or delete the folder to start again",
+                out.display(),
+                study.path.display()
+            );
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    write_atomic(&path, serde_json::to_string_pretty(&now)?.as_bytes())
+}
+
 /// The finished trial with the highest value (the earliest among equals).
 pub fn best(trials: &[Trial]) -> Option<&Trial> {
     trials
@@ -301,7 +351,11 @@ pub fn trials_csv(study: &Study, trials: &[Trial]) -> String {
         };
         let _ = write!(s, "{},{state},{:.6}", t.trial, t.value);
         for (_, v) in &t.params {
-            let _ = write!(s, ",{}", csv_field(&v.to_string()));
+            let text = match v {
+                toml::Value::String(x) => x.clone(),
+                other => other.to_string(),
+            };
+            let _ = write!(s, ",{}", csv_field(&text));
         }
         for r in &t.runs {
             let _ = write!(s, ",{:.6},{}", r.value, r.epoch);

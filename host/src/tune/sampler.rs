@@ -168,6 +168,7 @@ mod tests {
             batch: 1,
             prune: None,
             space: space.into_iter().map(|(k, d)| (k.to_owned(), d)).collect(),
+            slurm: Default::default(),
         }
     }
 

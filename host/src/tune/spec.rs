@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use promax_plugin_api::sdk::nearest;
 use serde::Deserialize;
 
+use crate::compare::slurm::SlurmOptions;
 use crate::compare::spec::{self as cspec, CompareError, Layers};
 use crate::config::{self, Config};
 use crate::metrics::METRICS;
@@ -49,6 +50,9 @@ pub struct TuneFile {
     #[serde(default)]
     pub prune: Option<PruneSpec>,
     pub space: BTreeMap<String, Dist>,
+    /// How `--executor slurm` submits the runs.
+    #[serde(default)]
+    pub slurm: Option<SlurmOptions>,
 }
 
 fn default_startup() -> usize {
@@ -128,6 +132,7 @@ pub struct Study {
     pub batch: usize,
     pub prune: Option<Prune>,
     pub space: Vec<(String, Dist)>,
+    pub slurm: SlurmOptions,
 }
 
 impl Study {
@@ -218,6 +223,7 @@ pub fn load(path: &Path, extra_sets: &[String]) -> Result<Study> {
         batch: file.batch,
         prune,
         space,
+        slurm: file.slurm.unwrap_or_default(),
     };
     check_keys(&study)?;
     Ok(study)
