@@ -484,8 +484,8 @@ fn every_shipped_config_loads() {
     toml_files(&configs_dir(), &mut files);
     assert!(files.len() >= 9, "{files:?}");
     for f in &files {
-        // Compare files (`promax compare`) have their own format; compare's tests load them.
-        if crate::compare::is_compare_file(f) {
+        // Compare and tune files have their own formats; their own tests load them.
+        if crate::compare::is_compare_file(f) || crate::tune::spec::is_tune_file(f) {
             continue;
         }
         // base.toml and the model fragments name no dataset, and a "files" dataset

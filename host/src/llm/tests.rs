@@ -446,12 +446,14 @@ fn unset_api_key_variable_is_named() {
 
 #[test]
 fn api_key_is_sent_as_bearer() {
-    // A name no other test uses; edition 2021: set_var is safe, std serialises env access.
-    std::env::set_var("PROMAX_LLM_TEST_KEY_SET", "sk-test-123");
+    // A name no other test uses, outside the PROMAX_ prefix (config loading in concurrent
+    // tests reads PROMAX_* as config keys); edition 2021: set_var is safe, std serialises
+    // env access.
+    std::env::set_var("PROMAXTEST_LLM_KEY_SET", "sk-test-123");
     let server = TestServer::start(echo);
     let dir = tempfile::tempdir().unwrap();
     let client = LlmClient::new(LlmConfig {
-        api_key_env: "PROMAX_LLM_TEST_KEY_SET".into(),
+        api_key_env: "PROMAXTEST_LLM_KEY_SET".into(),
         ..cfg(&server, dir.path())
     })
     .unwrap();

@@ -152,6 +152,15 @@ impl Study {
     }
 }
 
+/// Whether `path` is a tune file rather than a run config: a TOML file with top-level
+/// `sampler` and `space` keys (no run config has either).
+pub fn is_tune_file(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+        .is_some_and(|t| t.contains_key("sampler") && t.contains_key("space"))
+}
+
 /// A space value as the `key=value` text of a config override.
 pub fn set_of(key: &str, v: &toml::Value) -> String {
     format!("{key}={v}")
@@ -368,6 +377,19 @@ mod tests {
                 "{m}"
             );
         }
+    }
+
+    #[test]
+    fn shipped_tune_files_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/tune");
+        let mut found = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let p = entry.unwrap().path();
+            assert!(is_tune_file(&p), "{}", p.display());
+            load(&p, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+            found += 1;
+        }
+        assert!(found >= 2);
     }
 
     #[test]
