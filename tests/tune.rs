@@ -49,6 +49,8 @@ fn an_interrupted_study_resumes_to_the_same_trials() {
     // Stopped after 5 of the 12 runs (in the middle of trial 2), then run again.
     let first = tune(&file, &resumed, &["--max-cells", "5"]);
     assert!(first.contains("run the same command again"), "{first}");
+    // A study shows validation figures per run, never test ones.
+    assert!(first.contains("valid recall@20") && !first.contains("test recall@20"), "{first}");
     assert!(!resumed.join("trials.csv").exists());
     tune(&file, &resumed, &["--jobs", "2"]);
     let csv = read(&straight.join("trials.csv"));
@@ -87,6 +89,18 @@ fn an_interrupted_study_resumes_to_the_same_trials() {
         .fold(f64::MIN, f64::max);
     assert!((best_value - max).abs() < 2e-6);
     assert!(j["best"]["test"]["recall@20"].as_f64().is_some());
+    // report.html: the metric over trials and one scatter per key, as well-formed SVG.
+    let html = read(&straight.join("report.html"));
+    let svgs: Vec<&str> = html.split("<svg").skip(1).collect();
+    assert_eq!(svgs.len(), 4, "one chart over trials and one per key");
+    for svg in svgs {
+        let end = svg.find("</svg>").expect("a closed <svg>") + "</svg>".len();
+        roxmltree::Document::parse(&format!("<svg{}", &svg[..end])).expect("SVG parses as XML");
+    }
+    assert!(
+        html.contains("Its test metrics"),
+        "the best trial's test metrics are shown"
+    );
     let again = tmp.path().join("again");
     ok(&promax(&[
         "train",

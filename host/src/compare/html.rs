@@ -26,7 +26,8 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}\
+pub(crate) const STYLE: &str =
+    "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}\
 table{border-collapse:collapse;margin:1em 0;font-size:14px}\
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\
 th{background:#f3f3f3}td.l,th.l{text-align:left}\
@@ -34,7 +35,7 @@ td.best{font-weight:bold;background:#eef7ee}\
 .charts{display:flex;flex-wrap:wrap;gap:12px}\
 .charts svg{border:1px solid #ddd}";
 
-fn method_color(i: usize) -> RGBColor {
+pub(crate) fn method_color(i: usize) -> RGBColor {
     // Colour-blind-safe qualitative colours (Okabe–Ito), cycled.
     const C: [(u8, u8, u8); 8] = [
         (0, 114, 178),
@@ -60,7 +61,7 @@ fn fmt_pct(v: Option<f64>) -> String {
         .map_or_else(|| "—".into(), |x| format!("{x:+.2}%"))
 }
 
-fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
+pub(crate) fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("drawing a chart: {e}")
 }
 

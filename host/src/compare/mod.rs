@@ -76,6 +76,7 @@ pub fn compare(args: &CompareArgs, exe: &Path) -> Result<()> {
                 jobs: args.jobs,
                 max_cells: args.max_cells,
                 exe: exe.to_owned(),
+                valid_only: false,
                 executor: args.executor.with(&plan.slurm),
             },
         )?;

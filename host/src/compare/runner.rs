@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub exe: PathBuf,
     /// Where the cells train.
     pub executor: Executor,
+    /// Print each finished cell's validation metrics instead of its test metrics.
+    pub valid_only: bool,
 }
 
 /// Where cells train: child processes of this one, or tasks of a Slurm job array.
@@ -475,12 +477,17 @@ pub fn run_watched(plan: &Plan, opts: &RunOptions, watch: &dyn Watch) -> Result<
                 }
                 Ok(CellEnd::Trained(sum)) => {
                     outcome.ran += 1;
-                    let m = |k: &str| sum.test.get(k).copied().unwrap_or(f64::NAN);
+                    // A study chooses on validation: it shows no test figure per run.
+                    let (split, shown) = match opts.valid_only {
+                        true => ("valid", &sum.valid),
+                        false => ("test", &sum.test),
+                    };
+                    let m = |k: &str| shown.get(k).copied().unwrap_or(f64::NAN);
                     say(
                         &pb,
                         &format!(
-                            "[{done}/{total}] {}: test recall@20 {:.4} ndcg@20 {:.4}, best epoch \
-                             {} of {}, {:.2} s/epoch, {secs:.1} s",
+                            "[{done}/{total}] {}: {split} recall@20 {:.4} ndcg@20 {:.4}, best \
+                             epoch {} of {}, {:.2} s/epoch, {secs:.1} s",
                             cell.name,
                             m("recall@20"),
                             m("ndcg@20"),

@@ -2,13 +2,15 @@
 //! sampler (grid, random, TPE) proposes trials in batches from the trials before them;
 //! every trial trains one ordinary run folder per seed through the compare runner (so a
 //! study resumes exactly as a compare matrix does), the median pruner may stop a trial
-//! early, and the study writes `trials.csv` / `trials.json` and `best.toml`, a ready
+//! early, and the study writes `trials.csv` / `trials.json`, `report.html` and `best.toml`, a ready
 //! experiment file of the best trial, whose test metrics are the only ones reported.
 //!
 //! - spec.rs: the tune file, checked before anything trains
 //! - sampler.rs: grid / random / TPE proposals
 //! - prune.rs: the median rule
+//! - html.rs: report.html, the metric over trials and per key
 
+pub mod html;
 pub mod prune;
 pub mod sampler;
 pub mod spec;
@@ -243,6 +245,7 @@ pub fn tune(args: &TuneArgs, exe: &Path) -> Result<()> {
                 jobs: args.jobs,
                 max_cells: budget,
                 exe: exe.to_owned(),
+                valid_only: true,
                 executor: args.executor.with(&study.slurm),
             },
             watch,
@@ -374,7 +377,7 @@ fn csv_field(v: &str) -> String {
 }
 
 /// The best trial's test metrics, the mean over its seeds.
-fn test_means(t: &Trial) -> BTreeMap<String, f64> {
+pub(crate) fn test_means(t: &Trial) -> BTreeMap<String, f64> {
     let mut sums: BTreeMap<String, f64> = BTreeMap::new();
     for r in &t.runs {
         for (k, v) in &r.test {
@@ -408,9 +411,13 @@ fn write_study(study: &Study, out: &Path, trials: &[Trial]) -> Result<()> {
         &out.join("trials.json"),
         serde_json::to_string_pretty(&json)?.as_bytes(),
     )?;
+    write_atomic(
+        &out.join("report.html"),
+        html::page(study, trials, best)?.as_bytes(),
+    )?;
     let pruned = trials.iter().filter(|t| t.state == State::Pruned).count();
     println!(
-        "{} trials ({pruned} pruned); wrote {}/trials.csv, trials.json",
+        "{} trials ({pruned} pruned); wrote {}/trials.csv, trials.json, report.html",
         trials.len(),
         out.display()
     );
