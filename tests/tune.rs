@@ -50,7 +50,10 @@ fn an_interrupted_study_resumes_to_the_same_trials() {
     let first = tune(&file, &resumed, &["--max-cells", "5"]);
     assert!(first.contains("run the same command again"), "{first}");
     // A study shows validation figures per run, never test ones.
-    assert!(first.contains("valid recall@20") && !first.contains("test recall@20"), "{first}");
+    assert!(
+        first.contains("valid recall@20") && !first.contains("test recall@20"),
+        "{first}"
+    );
     assert!(!resumed.join("trials.csv").exists());
     tune(&file, &resumed, &["--jobs", "2"]);
     let csv = read(&straight.join("trials.csv"));

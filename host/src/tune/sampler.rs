@@ -54,23 +54,41 @@ pub fn n_trials(study: &Study) -> usize {
     }
 }
 
-fn rng_of(study: &Study, trial: usize) -> Rng {
+fn rng_of(study: &Study, trial: usize, attempt: usize) -> Rng {
     let mix = (study.seed ^ 0x7475_6e65).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    Rng::seed_from_u64(mix.wrapping_add(trial as u64))
+    let stream = (attempt as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    Rng::seed_from_u64(mix.wrapping_add(trial as u64) ^ stream)
 }
 
+/// Draws before a point that repeats an earlier trial is accepted anyway.
+const REDRAWS: usize = 32;
+
 /// The point of trial `trial`, given the trials told so far (those of earlier batches).
+/// A random or TPE point that repeats a told trial (likely when every key is a choice) is
+/// drawn again from the next stream, up to [`REDRAWS`] times: a repeat would spend a trial
+/// on a known value.
 pub fn propose(study: &Study, trial: usize, told: &[Told]) -> Result<Point> {
-    let mut rng = rng_of(study, trial);
-    match study.sampler {
-        SamplerKind::Grid => grid(study)
+    if study.sampler == SamplerKind::Grid {
+        return grid(study)
             .into_iter()
             .nth(trial)
-            .ok_or_else(|| anyhow!("trial {trial} is past the grid")),
-        SamplerKind::Random => Ok(random_point(study, &mut rng)),
-        SamplerKind::Tpe if told.len() < study.startup.max(1) => Ok(random_point(study, &mut rng)),
-        SamplerKind::Tpe => tpe_point(study, told, &mut rng),
+            .ok_or_else(|| anyhow!("trial {trial} is past the grid"));
     }
+    let mut point = None;
+    for attempt in 0..REDRAWS {
+        let mut rng = rng_of(study, trial, attempt);
+        let p = if study.sampler == SamplerKind::Tpe && told.len() >= study.startup.max(1) {
+            tpe_point(study, told, &mut rng)?
+        } else {
+            random_point(study, &mut rng)
+        };
+        let fresh = !told.iter().any(|t| t.point == p);
+        point = Some(p);
+        if fresh {
+            break;
+        }
+    }
+    Ok(point.expect("REDRAWS > 0"))
 }
 
 fn random_point(study: &Study, rng: &mut Rng) -> Point {
@@ -218,6 +236,28 @@ mod tests {
         // Both ends of an integer range are drawn.
         assert_eq!(seen_ints.len(), 5);
         assert_ne!(propose(&s, 0, &[]).unwrap(), propose(&s, 1, &[]).unwrap());
+    }
+
+    #[test]
+    fn a_point_already_told_is_drawn_again() {
+        let space = vec![("c", Dist::Choice(ints(&[1, 2])))];
+        let s = study(SamplerKind::Random, space, 2);
+        let first = propose(&s, 1, &[]).unwrap();
+        let told = [Told {
+            point: first.clone(),
+            value: 0.5,
+        }];
+        let second = propose(&s, 1, &told).unwrap();
+        assert_ne!(first, second, "the other value of the choice");
+        // With every point told, a repeat is accepted rather than looping.
+        let all = [
+            told[0].clone(),
+            Told {
+                point: second,
+                value: 0.4,
+            },
+        ];
+        assert!(propose(&s, 1, &all).is_ok());
     }
 
     #[test]
