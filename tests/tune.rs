@@ -125,7 +125,8 @@ fn the_median_pruner_stops_a_trial_below_the_earlier_ones() {
     // A grid in order: two sound learning rates, then one too small to learn in 12 epochs.
     let file = tune_file(
         tmp.path(),
-        "sampler = \"grid\"\nseeds = [5]\n[prune]\nenabled = true\nwarmup = 4\nmin_trials = 2\n\
+        "sampler = \"grid\"\nseeds = [5]\nfinal_seeds = [7, 8]\n\
+         [prune]\nenabled = true\nwarmup = 4\nmin_trials = 2\n\
          [space]\n\"train.lr\" = { choice = [0.01, 0.005, 1e-6] }\n",
     );
     let out = tmp.path().join("study");
@@ -146,6 +147,27 @@ fn the_median_pruner_stops_a_trial_below_the_earlier_ones() {
     assert_eq!(stop["epoch"].as_u64(), Some(epoch as u64));
     let j: serde_json::Value = serde_json::from_str(&read(&out.join("trials.json"))).unwrap();
     assert_ne!(j["best"]["trial"].as_u64(), Some(2));
+    // The best trial trained again over the final seeds: their mean test metrics.
+    let best = j["best"]["trial"].as_u64().unwrap();
+    let mean: f64 = [7, 8]
+        .iter()
+        .map(|s| {
+            let m: serde_json::Value =
+                serde_json::from_str(&read(&out.join(format!("cells/best-s{s}/metrics.json"))))
+                    .unwrap();
+            assert!(m["valid"]["recall@20"].as_f64().unwrap() > 0.0);
+            m["test"]["recall@20"].as_f64().unwrap() / 2.0
+        })
+        .sum();
+    let fin = &j["best"]["final"];
+    assert_eq!(fin["seeds"], serde_json::json!([7, 8]));
+    assert!(
+        (fin["test"]["recall@20"].as_f64().unwrap() - mean).abs() < 1e-12,
+        "{fin}"
+    );
+    let cfg = read(&out.join("cells/best-s7/config.toml"));
+    let lr = ["0.01", "0.005"][best as usize];
+    assert!(cfg.contains(&format!("lr = {lr}")), "{cfg}");
     // Run again: nothing trains, the same file comes out.
     tune(&file, &out, &[]);
     assert_eq!(csv, read(&out.join("trials.csv")));
@@ -214,4 +236,51 @@ fn bad_tune_files_fail_before_training() {
     std::fs::write(&file, text).unwrap();
     let err = fails(&promax(&["tune", file.to_str().unwrap()]));
     assert!(err.contains("is a test metric"), "{err}");
+}
+
+/// The acceptance case: the same study killed (SIGKILL, mid-run) and run again writes the
+/// trials.csv of a run straight through.
+#[test]
+fn a_killed_study_resumes_to_the_same_trials() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tune_file(tmp.path(), &TPE.replace("trials = 6", "trials = 4"));
+    // Longer runs, so that the kill lands inside one.
+    let text = read(&file)
+        .replace("train.max_epochs=12", "train.max_epochs=40")
+        .replace("eval.patience=3", "eval.patience=20");
+    std::fs::write(&file, text).unwrap();
+    let straight = tmp.path().join("straight");
+    tune(&file, &straight, &[]);
+    let killed = tmp.path().join("killed");
+    let mut child = common::promax_command()
+        .args([
+            "tune",
+            file.to_str().unwrap(),
+            "--out",
+            killed.to_str().unwrap(),
+        ])
+        .current_dir(repo())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill once the second trial's first run has written some epochs.
+    let rows = killed.join("cells/trial0001-s5/epochs.csv");
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&rows).map_or(0, |t| t.lines().count()) < 4 {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "the study never reached trial 1"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!killed.join("trials.csv").exists());
+    // The train child dies with the study (PR_SET_PDEATHSIG); wait until its lock is free.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    tune(&file, &killed, &[]);
+    assert_eq!(
+        read(&straight.join("trials.csv")),
+        read(&killed.join("trials.csv"))
+    );
 }

@@ -92,24 +92,48 @@ fn as_table<S: serde::Serializer>(v: &[(String, toml::Value)], s: S) -> Result<S
 
 /// The cells of one trial: one per seed.
 fn trial_cells(study: &Study, trial: usize, point: &Point) -> Result<Vec<Cell>> {
+    cells_of(study, &format!("trial{trial:04}"), point, &study.seeds)
+}
+
+/// The runs `<name>-s<seed>` of a point, one per seed.
+fn cells_of(study: &Study, name: &str, point: &Point, seeds: &[u64]) -> Result<Vec<Cell>> {
     let sets: Vec<String> = (study.space.iter().zip(&point.0))
         .map(|((k, _), v)| spec::set_of(k, v))
         .collect();
-    study
-        .seeds
+    seeds
         .iter()
         .map(|&seed| {
             let config = study.trial_config(&sets, seed)?;
             Ok(Cell {
                 dataset: "tune".into(),
                 backbone: config.model.backbone.clone(),
-                method: format!("trial{trial:04}"),
+                method: name.to_owned(),
                 seed,
-                name: format!("trial{trial:04}-s{seed}"),
+                name: format!("{name}-s{seed}"),
                 config,
             })
         })
         .collect()
+}
+
+/// Runs whose failure or interruption ends the command, as compare's do.
+fn check_outcome(outcome: &runner::RunOutcome, what: &str) -> Result<bool> {
+    if !outcome.failed.is_empty() {
+        let list: Vec<String> = (outcome.failed.iter())
+            .map(|(name, log)| format!("  {name} (log: {})", log.display()))
+            .collect();
+        bail!(
+            "{} runs of the study failed; fix the cause and run the same command again \
+             (finished trials are kept):\n{}",
+            outcome.failed.len(),
+            list.join("\n")
+        );
+    }
+    if outcome.unfinished > 0 {
+        println!("stopped with {what} unfinished; run the same command again to resume");
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// Reads a finished trial back from its cells.
@@ -278,7 +302,79 @@ pub fn tune(args: &TuneArgs, exe: &Path) -> Result<()> {
             trials.push(trial);
         }
     }
-    write_study(&study, &out, &trials)
+    let last = match (best(&trials), study.final_seeds.is_empty()) {
+        (Some(b), false) => match final_runs(&study, &out, args, exe, b, budget)? {
+            Some(f) => Some(f),
+            None => return Ok(()),
+        },
+        _ => None,
+    };
+    write_study(&study, &out, &trials, last.as_ref())
+}
+
+/// The best trial trained again over the study's `final_seeds`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Final {
+    pub seeds: Vec<u64>,
+    pub valid: BTreeMap<String, f64>,
+    pub test: BTreeMap<String, f64>,
+}
+
+/// Trains the best trial over `final_seeds` (`best-s<seed>`); `None` when interrupted.
+fn final_runs(
+    study: &Study,
+    out: &Path,
+    args: &TuneArgs,
+    exe: &Path,
+    best: &Trial,
+    budget: Option<usize>,
+) -> Result<Option<Final>> {
+    let point = Point(best.params.iter().map(|(_, v)| v.clone()).collect());
+    let cells = cells_of(study, "best", &point, &study.final_seeds)?;
+    let plan = Plan {
+        path: study.path.clone(),
+        title: format!(
+            "{}, the best trial ({}) over its final seeds",
+            study.title, best.trial
+        ),
+        baseline: String::new(),
+        metrics: vec![study.metric.clone()],
+        seeds: study.final_seeds.clone(),
+        datasets: vec!["tune".into()],
+        backbones: Vec::new(),
+        methods: vec!["best".into()],
+        cells: cells.clone(),
+        slurm: study.slurm.clone(),
+    };
+    let outcome = runner::run(
+        &plan,
+        &RunOptions {
+            out: out.to_owned(),
+            jobs: args.jobs,
+            max_cells: budget,
+            exe: exe.to_owned(),
+            valid_only: false,
+            executor: args.executor.with(&study.slurm),
+        },
+    )?;
+    if !check_outcome(&outcome, "the final runs")? {
+        return Ok(None);
+    }
+    let mut valid: BTreeMap<String, f64> = BTreeMap::new();
+    let mut test: BTreeMap<String, f64> = BTreeMap::new();
+    for cell in &cells {
+        let m = runfolder::read_metrics(&cell_dir(out, cell))?;
+        for (sum, part) in [(&mut valid, &m.valid), (&mut test, &m.test)] {
+            for (k, v) in part {
+                *sum.entry(k.clone()).or_default() += v / cells.len() as f64;
+            }
+        }
+    }
+    Ok(Some(Final {
+        seeds: study.final_seeds.clone(),
+        valid,
+        test,
+    }))
 }
 
 /// What makes a study's trials what they are, besides their run configs (which the runner
@@ -388,7 +484,7 @@ pub(crate) fn test_means(t: &Trial) -> BTreeMap<String, f64> {
     sums.into_iter().map(|(k, v)| (k, v / n)).collect()
 }
 
-fn write_study(study: &Study, out: &Path, trials: &[Trial]) -> Result<()> {
+fn write_study(study: &Study, out: &Path, trials: &[Trial], last: Option<&Final>) -> Result<()> {
     write_atomic(
         &out.join("trials.csv"),
         trials_csv(study, trials).as_bytes(),
@@ -405,6 +501,7 @@ fn write_study(study: &Study, out: &Path, trials: &[Trial]) -> Result<()> {
             "value": b.value,
             "params": serde_json::to_value(b).ok().and_then(|v| v.get("params").cloned()),
             "test": test_means(b),
+            "final": last,
         })),
     });
     write_atomic(
@@ -441,19 +538,31 @@ fn write_study(study: &Study, out: &Path, trials: &[Trial]) -> Result<()> {
     );
     text.push_str(&config::to_toml(&cfg));
     write_atomic(&out.join("best.toml"), text.as_bytes())?;
-    let test: Vec<String> = test_means(b)
-        .into_iter()
-        .filter(|(k, _)| k.ends_with("@20"))
-        .map(|(k, v)| format!("{k} {v:.4}"))
-        .collect();
+    let show = |m: &BTreeMap<String, f64>| -> String {
+        let v: Vec<String> = (m.iter())
+            .filter(|(k, _)| k.ends_with("@20"))
+            .map(|(k, v)| format!("{k} {v:.4}"))
+            .collect();
+        v.join(", ")
+    };
+    let test = match last {
+        Some(f) => format!(
+            "its test metrics over the final seeds {:?}: {} (validation {})",
+            f.seeds,
+            show(&f.test),
+            show(&f.valid)
+        ),
+        None => format!(
+            "its test metrics (mean over seeds): {}",
+            show(&test_means(b))
+        ),
+    };
     println!(
-        "best: trial {} ({}), validation {} {:.4}; its test metrics (mean over seeds): {}; \
-         wrote {}/best.toml",
+        "best: trial {} ({}), validation {} {:.4}; {test}; wrote {}/best.toml",
         b.trial,
         sets.join(", "),
         study.metric,
         b.value,
-        test.join(", "),
         out.display()
     );
     Ok(())

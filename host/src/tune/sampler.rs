@@ -181,6 +181,7 @@ mod tests {
             sampler,
             trials,
             seeds: vec![1],
+            final_seeds: Vec::new(),
             seed: 7,
             startup: 5,
             batch: 1,

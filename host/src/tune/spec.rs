@@ -37,6 +37,10 @@ pub struct TuneFile {
     pub trials: usize,
     /// Every trial trains once per seed; its value is the mean over them.
     pub seeds: Vec<u64>,
+    /// After the study, the best trial trains again over these seeds; its test metrics
+    /// are then their mean (empty: the test metrics of the study's own runs of it).
+    #[serde(default)]
+    pub final_seeds: Vec<u64>,
     /// Seed of the sampler.
     #[serde(default)]
     pub seed: u64,
@@ -127,6 +131,7 @@ pub struct Study {
     pub sampler: SamplerKind,
     pub trials: usize,
     pub seeds: Vec<u64>,
+    pub final_seeds: Vec<u64>,
     pub seed: u64,
     pub startup: usize,
     pub batch: usize,
@@ -184,6 +189,12 @@ pub fn load(path: &Path, extra_sets: &[String]) -> Result<Study> {
     if file.seeds.is_empty() {
         return Err(bad("seeds", "must name at least one seed".into()));
     }
+    for (key, seeds) in [("seeds", &file.seeds), ("final_seeds", &file.final_seeds)] {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(s) = seeds.iter().find(|s| !seen.insert(**s)) {
+            return Err(bad(key, format!("seed {s} is listed twice")));
+        }
+    }
     if file.space.is_empty() {
         return Err(bad(
             "space",
@@ -227,6 +238,7 @@ pub fn load(path: &Path, extra_sets: &[String]) -> Result<Study> {
         sampler: file.sampler,
         trials: file.trials,
         seeds: file.seeds,
+        final_seeds: file.final_seeds,
         seed: file.seed,
         startup: file.startup,
         batch: file.batch,
