@@ -116,6 +116,32 @@ fn cells_of(study: &Study, name: &str, point: &Point, seeds: &[u64]) -> Result<V
         .collect()
 }
 
+/// The runs of a batch (or the final runs) as a plan for compare's runner.
+fn plan_of(study: &Study, title: String, cells: Vec<Cell>) -> Plan {
+    let mut methods: Vec<String> = Vec::new();
+    let mut seeds: Vec<u64> = Vec::new();
+    for c in &cells {
+        if !methods.contains(&c.method) {
+            methods.push(c.method.clone());
+        }
+        if !seeds.contains(&c.seed) {
+            seeds.push(c.seed);
+        }
+    }
+    Plan {
+        path: study.path.clone(),
+        title,
+        baseline: String::new(),
+        metrics: vec![study.metric.clone()],
+        seeds,
+        datasets: vec!["tune".into()],
+        backbones: Vec::new(),
+        methods,
+        cells,
+        slurm: study.slurm.clone(),
+    }
+}
+
 /// Runs whose failure or interruption ends the command, as compare's do.
 fn check_outcome(outcome: &runner::RunOutcome, what: &str) -> Result<bool> {
     if !outcome.failed.is_empty() {
@@ -231,24 +257,14 @@ pub fn tune(args: &TuneArgs, exe: &Path) -> Result<()> {
             let cells = trial_cells(&study, i, &point)?;
             batch.push((i, point, cells));
         }
-        let plan = Plan {
-            path: study.path.clone(),
-            title: format!("{}, trial {} of {n}", study.title, start + 1),
-            baseline: String::new(),
-            metrics: vec![study.metric.clone()],
-            seeds: study.seeds.clone(),
-            datasets: vec!["tune".into()],
-            backbones: Vec::new(),
-            methods: batch
-                .iter()
-                .map(|(i, _, _)| format!("trial{i:04}"))
-                .collect(),
-            cells: batch
+        let plan = plan_of(
+            &study,
+            format!("{}, trial {} of {n}", study.title, start + 1),
+            batch
                 .iter()
                 .flat_map(|(_, _, c)| c.iter().cloned())
                 .collect(),
-            slurm: study.slurm.clone(),
-        };
+        );
         if budget == Some(0) {
             println!("stopped before trial {start}; run the same command again to resume");
             return Ok(());
@@ -331,21 +347,11 @@ fn final_runs(
 ) -> Result<Option<Final>> {
     let point = Point(best.params.iter().map(|(_, v)| v.clone()).collect());
     let cells = cells_of(study, "best", &point, &study.final_seeds)?;
-    let plan = Plan {
-        path: study.path.clone(),
-        title: format!(
-            "{}, the best trial ({}) over its final seeds",
-            study.title, best.trial
-        ),
-        baseline: String::new(),
-        metrics: vec![study.metric.clone()],
-        seeds: study.final_seeds.clone(),
-        datasets: vec!["tune".into()],
-        backbones: Vec::new(),
-        methods: vec!["best".into()],
-        cells: cells.clone(),
-        slurm: study.slurm.clone(),
-    };
+    let title = format!(
+        "{}, the best trial ({}) over its final seeds",
+        study.title, best.trial
+    );
+    let plan = plan_of(study, title, cells.clone());
     let outcome = runner::run(
         &plan,
         &RunOptions {

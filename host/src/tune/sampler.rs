@@ -65,8 +65,9 @@ const REDRAWS: usize = 32;
 
 /// The point of trial `trial`, given the trials told so far (those of earlier batches).
 /// A random or TPE point that repeats a told trial (likely when every key is a choice) is
-/// drawn again from the next stream, up to [`REDRAWS`] times: a repeat would spend a trial
-/// on a known value.
+/// drawn again from the next stream, up to [`REDRAWS`] times, then from uniform draws (a
+/// peaked estimator may know only its best point): a repeat would spend a trial on a known
+/// value. Only when every draw repeats is a repeat run.
 pub fn propose(study: &Study, trial: usize, told: &[Told]) -> Result<Point> {
     if study.sampler == SamplerKind::Grid {
         return grid(study)
@@ -74,21 +75,22 @@ pub fn propose(study: &Study, trial: usize, told: &[Told]) -> Result<Point> {
             .nth(trial)
             .ok_or_else(|| anyhow!("trial {trial} is past the grid"));
     }
-    let mut point = None;
-    for attempt in 0..REDRAWS {
+    let model = study.sampler == SamplerKind::Tpe && told.len() >= study.startup.max(1);
+    let fresh = |p: &Point| !told.iter().any(|t| t.point == *p);
+    let mut first = None;
+    for attempt in 0..2 * REDRAWS {
         let mut rng = rng_of(study, trial, attempt);
-        let p = if study.sampler == SamplerKind::Tpe && told.len() >= study.startup.max(1) {
+        let p = if model && attempt < REDRAWS {
             tpe_point(study, told, &mut rng)?
         } else {
             random_point(study, &mut rng)
         };
-        let fresh = !told.iter().any(|t| t.point == p);
-        point = Some(p);
-        if fresh {
-            break;
+        if fresh(&p) {
+            return Ok(p);
         }
+        first.get_or_insert(p);
     }
-    Ok(point.expect("REDRAWS > 0"))
+    Ok(first.expect("REDRAWS > 0"))
 }
 
 fn random_point(study: &Study, rng: &mut Rng) -> Point {
