@@ -152,9 +152,10 @@ fn the_median_pruner_stops_a_trial_below_the_earlier_ones() {
     let mean: f64 = [7, 8]
         .iter()
         .map(|s| {
-            let m: serde_json::Value =
-                serde_json::from_str(&read(&out.join(format!("cells/best-s{s}/metrics.json"))))
-                    .unwrap();
+            let m: serde_json::Value = serde_json::from_str(&read(
+                &out.join(format!("cells/trial{best:04}-final-s{s}/metrics.json")),
+            ))
+            .unwrap();
             assert!(m["valid"]["recall@20"].as_f64().unwrap() > 0.0);
             m["test"]["recall@20"].as_f64().unwrap() / 2.0
         })
@@ -165,7 +166,7 @@ fn the_median_pruner_stops_a_trial_below_the_earlier_ones() {
         (fin["test"]["recall@20"].as_f64().unwrap() - mean).abs() < 1e-12,
         "{fin}"
     );
-    let cfg = read(&out.join("cells/best-s7/config.toml"));
+    let cfg = read(&out.join(format!("cells/trial{best:04}-final-s7/config.toml")));
     let lr = ["0.01", "0.005"][best as usize];
     assert!(cfg.contains(&format!("lr = {lr}")), "{cfg}");
     // Run again: nothing trains, the same file comes out.
@@ -283,4 +284,32 @@ fn a_killed_study_resumes_to_the_same_trials() {
         read(&straight.join("trials.csv")),
         read(&killed.join("trials.csv"))
     );
+}
+
+/// Batches of trials proposed together, pruned against earlier batches: the trials do not
+/// depend on how many run at once.
+#[test]
+fn batched_pruned_studies_do_not_depend_on_jobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tune_file(
+        tmp.path(),
+        "sampler = \"grid\"\nbatch = 2\nseeds = [5, 6]\n\
+         [prune]\nenabled = true\nwarmup = 4\nmin_trials = 2\n\
+         [space]\n\"train.lr\" = { choice = [0.02, 0.01, 1e-6, 0.005, 2e-6, 0.015] }\n",
+    );
+    let one = tmp.path().join("one");
+    tune(&file, &one, &["--jobs", "1"]);
+    let three = tmp.path().join("three");
+    tune(&file, &three, &["--jobs", "3"]);
+    let csv = read(&one.join("trials.csv"));
+    assert_eq!(csv, read(&three.join("trials.csv")));
+    // The rule had something to decide: the first batch is never pruned, the tiny rates are.
+    let states: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(&states[..2], ["finished", "finished"], "{csv}");
+    assert_eq!(states[2], "pruned", "{csv}");
+    assert_eq!(states[4], "pruned", "{csv}");
 }

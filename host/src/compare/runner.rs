@@ -3,7 +3,10 @@
 //! `jobs` at a time; a cell folder with `metrics.json` is finished and skipped, one with a
 //! checkpoint of the same configuration (an interrupted run) continues from it
 //! (`promax train --resume`), any other unfinished one is removed and run again. Children
-//! die with the compare process, and a cell a live process trains in is never touched.
+//! die with the compare process, and a cell a live process trains in is never touched. A
+//! [`Watch`] (tune's pruner) may stop a cell for good: its `stopped.json` marks it finished.
+//! With [`Executor::Slurm`] the same commands run as the tasks of a job array
+//! (`slurm.rs`); those outlive this process.
 
 use std::collections::VecDeque;
 use std::io::IsTerminal;
@@ -313,7 +316,10 @@ fn run_cell(
         .spawn()
         .with_context(|| format!("starting {}", exe.display()))?;
     let status = loop {
-        if let Some(status) = child.try_wait()? {
+        let done = child.try_wait().inspect_err(|_| {
+            let _ = child.kill();
+        })?;
+        if let Some(status) = done {
             break status;
         }
         if let Some(epoch) = watch.stop_at(cell, &dir) {
@@ -332,7 +338,7 @@ fn run_cell(
 }
 
 /// Leaves the [`STOPPED`] marker in a cell folder.
-pub(crate) fn mark_stopped(dir: &Path, epoch: usize) -> Result<CellEnd> {
+pub fn mark_stopped(dir: &Path, epoch: usize) -> Result<CellEnd> {
     let run_id = identity::config_id(dir)?.unwrap_or_default();
     let text = serde_json::json!({ "run_id": run_id, "epoch": epoch }).to_string();
     write_atomic(&dir.join(STOPPED), text.as_bytes())?;

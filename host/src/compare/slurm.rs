@@ -137,10 +137,14 @@ fn submit(
 
 /// The array's tasks still in the queue, with their state (`PENDING`, `RUNNING`, ...).
 fn queued(job: &str) -> Result<BTreeMap<usize, String>> {
-    let out = run_tool(
-        Command::new("squeue").args(["-h", "-r", "-j", job, "-o", "%K|%T"]),
-        "squeue",
-    )?;
+    let mut cmd = Command::new("squeue");
+    // SQUEUE_STATES=all (and its like) in the user's environment would list ended tasks.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SQUEUE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = run_tool(cmd.args(["-h", "-r", "-j", job, "-o", "%K|%T"]), "squeue")?;
     Ok(out
         .lines()
         .filter_map(|l| {
@@ -176,12 +180,35 @@ fn final_state(job: &str, task: usize) -> String {
         .unwrap_or_else(|| "UNKNOWN (no longer known to scontrol or sacct)".into())
 }
 
-/// Cancels a task and waits until it has left the queue.
+/// Where a queued task stands.
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    Waiting,
+    Running,
+    Ended,
+}
+
+fn phase(state: Option<&str>) -> Phase {
+    match state {
+        Some(
+            "PENDING" | "CONFIGURING" | "REQUEUED" | "REQUEUE_HOLD" | "RESIZING" | "SUSPENDED",
+        ) => Phase::Waiting,
+        Some("RUNNING" | "COMPLETING" | "STAGE_OUT" | "SIGNALING") => Phase::Running,
+        _ => Phase::Ended,
+    }
+}
+
+/// Cancels a task and waits until it has left the queue (a task that ended meanwhile is
+/// no error).
 fn cancel(job: &str, task: usize) -> Result<()> {
-    run_tool(
+    if let Err(e) = run_tool(
         Command::new("scancel").arg(format!("{job}_{task}")),
         "scancel",
-    )?;
+    ) {
+        if queued(job)?.contains_key(&task) {
+            return Err(e);
+        }
+    }
     let start = Instant::now();
     while queued(job)?.contains_key(&task) {
         if start.elapsed() > Duration::from_secs(120) {
@@ -208,7 +235,12 @@ pub(super) struct Array<'a, 'b> {
 /// queue could not be read) is reported failed with the reason.
 pub(super) fn run<'a>(array: &Array<'a, '_>, tx: &Sender<Event<'a>>) {
     let mut done = BTreeSet::new();
-    if let Err(e) = run_array(array, tx, &mut done) {
+    let mut job = None;
+    if let Err(e) = run_array(array, tx, &mut done, &mut job) {
+        // Tasks left in the queue would start later in folders a rerun prepares again.
+        if let Some(job) = &job {
+            let _ = Command::new("scancel").arg(job).output();
+        }
         let msg = format!("{e:#}");
         for (_, cell) in array
             .cells
@@ -225,10 +257,32 @@ pub(super) fn run<'a>(array: &Array<'a, '_>, tx: &Sender<Event<'a>>) {
     }
 }
 
+/// The file naming the job array a run of this folder submitted, until it has ended.
+const ACTIVE: &str = "active-job";
+
+/// Refuses a folder whose earlier job array still has tasks queued or running: they would
+/// train in the folders this run prepares.
+fn check_no_active_job(dir: &Path) -> Result<()> {
+    let path = dir.join(ACTIVE);
+    let Ok(job) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let job = job.trim();
+    if !job.is_empty() && !queued(job)?.is_empty() {
+        bail!(
+            "Slurm job array {job}, submitted by an earlier run into {}, still has tasks \
+             queued or running; wait for it or cancel it (scancel {job}), then run again",
+            dir.display()
+        );
+    }
+    std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))
+}
+
 fn run_array<'a>(
     array: &Array<'a, '_>,
     tx: &Sender<Event<'a>>,
     done: &mut BTreeSet<usize>,
+    submitted: &mut Option<String>,
 ) -> Result<()> {
     let Array {
         cells,
@@ -243,6 +297,7 @@ fn run_array<'a>(
     }
     let dir = out.join("slurm");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    check_no_active_job(&dir)?;
     let prepared: Vec<Prepared> = cells
         .iter()
         .map(|c| prepare_cell(out, c, opts.cpus_per_task))
@@ -258,6 +313,8 @@ fn run_array<'a>(
             .map_or("run".into(), |n| n.to_string_lossy())
     );
     let job = submit(&dir, &name, cells.len(), k.max(1), opts, &script_path)?;
+    *submitted = Some(job.clone());
+    write_atomic(&dir.join(ACTIVE), job.as_bytes())?;
     println!(
         "submitted {} cells as Slurm job array {job} ({} at a time)",
         cells.len(),
@@ -265,9 +322,18 @@ fn run_array<'a>(
     );
     let start = Instant::now();
     let mut started = BTreeSet::new();
+    // Poll often at first and back off to 5 s while nothing changes: a busy controller
+    // should not answer a squeue every 300 ms for hours.
+    let mut wait = Duration::from_millis(300);
     while done.len() < cells.len() {
-        std::thread::sleep(Duration::from_millis(300));
-        let live = queued(&job)?;
+        std::thread::sleep(wait);
+        wait = (wait * 2).min(Duration::from_secs(5));
+        let before = (done.len(), started.len());
+        let live = match queued(&job) {
+            Ok(l) => l,
+            // One failed squeue (a controller restart) is retried at the next look.
+            Err(_) => queued(&job)?,
+        };
         for (i, (cell, p)) in cells.iter().zip(&prepared).enumerate() {
             if done.contains(&i) {
                 continue;
@@ -279,9 +345,9 @@ fn run_array<'a>(
                     start.elapsed().as_secs_f64(),
                 ));
             };
-            match live.get(&i).map(String::as_str) {
-                Some("PENDING") => {}
-                Some(_) => {
+            match phase(live.get(&i).map(String::as_str)) {
+                Phase::Waiting => {}
+                Phase::Running => {
                     if started.insert(i) {
                         let _ = tx.send(Event::Started(cell));
                     }
@@ -291,27 +357,49 @@ fn run_array<'a>(
                         done.insert(i);
                     }
                 }
-                None => {
+                Phase::Ended => {
                     if started.insert(i) {
                         let _ = tx.send(Event::Started(cell));
                     }
-                    let r = if p.dir.join("metrics.json").is_file() {
-                        ended(cell, &p.dir, watch)
-                    } else {
-                        Err(anyhow::anyhow!(
-                            "Slurm task {job}_{i}: {}; log {}: {}",
-                            final_state(&job, i),
+                    let metrics = p.dir.join("metrics.json");
+                    let state = (!metrics.is_file()).then(|| final_state(&job, i));
+                    // A task that completed may leave its files visible here a little later.
+                    let r = match state {
+                        None => ended(cell, &p.dir, watch),
+                        Some(s) if s.starts_with("COMPLETED") && appears(&metrics) => {
+                            ended(cell, &p.dir, watch)
+                        }
+                        Some(s) => Err(anyhow::anyhow!(
+                            "Slurm task {job}_{i}: {s}; log {}: {}",
                             p.log.display(),
                             last_line(&p.log)
-                        ))
+                        )),
                     };
                     report(r);
                     done.insert(i);
                 }
             }
         }
+        if (done.len(), started.len()) != before {
+            wait = Duration::from_millis(300);
+        }
     }
+    std::fs::remove_file(dir.join(ACTIVE))
+        .with_context(|| format!("removing {}", dir.display()))?;
     Ok(())
+}
+
+/// Whether a file a task wrote is visible here, allowing a shared file system a few
+/// seconds to show it after the task has left the queue.
+fn appears(path: &Path) -> bool {
+    let start = Instant::now();
+    while !path.is_file() {
+        if start.elapsed() > Duration::from_secs(10) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    true
 }
 
 #[cfg(test)]

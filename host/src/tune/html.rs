@@ -110,7 +110,12 @@ fn axis(key: &str, dist: &Dist, v: &toml::Value) -> (f64, String) {
 }
 
 /// The whole page.
-pub fn page(study: &Study, trials: &[Trial], best: Option<&Trial>) -> Result<String> {
+pub fn page(
+    study: &Study,
+    trials: &[Trial],
+    best: Option<&Trial>,
+    last: Option<&super::Final>,
+) -> Result<String> {
     let metric = format!("valid {}", study.metric);
     let mut s = String::new();
     let _ = write!(
@@ -129,17 +134,23 @@ pub fn page(study: &Study, trials: &[Trial], best: Option<&Trial>) -> Result<Str
     );
     if let Some(b) = best {
         let values: Vec<String> = b.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-        let test: Vec<String> = (super::test_means(b).into_iter())
-            .map(|(k, v)| format!("{k} {v:.4}"))
-            .collect();
+        let (over, test) = match last {
+            Some(f) => (
+                format!("trained again over the final seeds {:?}", f.seeds),
+                f.test.clone(),
+            ),
+            None => ("mean over its seeds".to_owned(), super::test_means(b)),
+        };
+        let test: Vec<String> = test.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
         let _ = writeln!(
             s,
             "<p><strong>Best:</strong> trial {} ({}), {} {:.4}. Its test metrics, the only \
-             ones the study reports (mean over its seeds): {}.</p>",
+             test figures the study reports ({}): {}.</p>",
             b.trial,
             esc(&values.join(", ")),
             esc(&metric),
             b.value,
+            esc(&over),
             esc(&test.join(", "))
         );
     }

@@ -306,6 +306,18 @@ pub fn tune(args: &TuneArgs, exe: &Path) -> Result<()> {
             println!("stopped with trial {start} unfinished; run the same command again to resume");
             return Ok(());
         }
+        // A run that finished while nothing watched it (the study was killed, or a Slurm
+        // task ended unobserved) gets the decision its rows call for, as a watched one would.
+        if let Some(p) = &pruner {
+            for cell in batch.iter().flat_map(|(_, _, c)| c) {
+                let dir = cell_dir(&out, cell);
+                if stopped_at(&out, cell)?.is_none() {
+                    if let Some(epoch) = p.stop_at(cell, &dir) {
+                        runner::mark_stopped(&dir, epoch)?;
+                    }
+                }
+            }
+        }
         for (i, point, cells) in &batch {
             let (trial, trial_curves) = read_trial(&study, &out, *i, point, cells)?;
             for (cell, c) in cells.iter().zip(trial_curves) {
@@ -346,7 +358,9 @@ fn final_runs(
     budget: Option<usize>,
 ) -> Result<Option<Final>> {
     let point = Point(best.params.iter().map(|(_, v)| v.clone()).collect());
-    let cells = cells_of(study, "best", &point, &study.final_seeds)?;
+    // Named by the trial: a longer study whose best trial changes trains new final runs.
+    let name = format!("trial{:04}-final", best.trial);
+    let cells = cells_of(study, &name, &point, &study.final_seeds)?;
     let title = format!(
         "{}, the best trial ({}) over its final seeds",
         study.title, best.trial
@@ -417,7 +431,8 @@ fn check_identity(study: &Study, out: &Path) -> Result<()> {
                 .and_then(|o| o.iter().find(|(k, v)| then.get(k.as_str()) != Some(*v)))
                 .map_or("?".to_owned(), |(k, _)| k.clone());
             bail!(
-                "{} holds the trials of another study (its `{key}` differs from what {} now                  gives); use another --out, or delete the folder to start again",
+                "{} holds the trials of another study (its `{key}` differs from what {} now \
+                 gives); use another --out, or delete the folder to start again",
                 out.display(),
                 study.path.display()
             );
@@ -516,7 +531,7 @@ fn write_study(study: &Study, out: &Path, trials: &[Trial], last: Option<&Final>
     )?;
     write_atomic(
         &out.join("report.html"),
-        html::page(study, trials, best)?.as_bytes(),
+        html::page(study, trials, best, last)?.as_bytes(),
     )?;
     let pruned = trials.iter().filter(|t| t.state == State::Pruned).count();
     println!(

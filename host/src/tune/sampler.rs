@@ -131,7 +131,8 @@ fn value_at(d: &Dist, x: f64) -> toml::Value {
 }
 
 fn optimizer(d: &Dist) -> Result<tpe::TpeOptimizer> {
-    let range = |a: f64, b: f64| tpe::range(a, b).map_err(|e| anyhow!("{e}"));
+    // tpe's ranges are half-open, [start, end): the upper end itself must stay tellable.
+    let range = |a: f64, b: f64| tpe::range(a, b.next_up()).map_err(|e| anyhow!("{e}"));
     Ok(match d {
         Dist::Choice(vs) => tpe::TpeOptimizer::new(
             tpe::histogram_estimator(),
@@ -143,9 +144,10 @@ fn optimizer(d: &Dist) -> Result<tpe::TpeOptimizer> {
         Dist::LogUniform([lo, hi]) => {
             tpe::TpeOptimizer::new(tpe::parzen_estimator(), range(lo.ln(), hi.ln())?)
         }
+        // Integer k is the cell [k, k + 1): the range ends where the last cell does.
         Dist::IntUniform([lo, hi]) => tpe::TpeOptimizer::new(
             tpe::parzen_estimator(),
-            range(*lo as f64, *hi as f64 + 1.0)?,
+            tpe::range(*lo as f64, *hi as f64 + 1.0).map_err(|e| anyhow!("{e}"))?,
         ),
     })
 }
@@ -261,6 +263,30 @@ mod tests {
             },
         ];
         assert!(propose(&s, 1, &all).is_ok());
+    }
+
+    /// Points on a range's upper end (uniform draws include it) can be told to TPE.
+    #[test]
+    fn the_upper_ends_of_ranges_are_tellable() {
+        let space = vec![
+            ("l", Dist::LogUniform([1e-3, 1.0])),
+            ("u", Dist::Uniform([0.0, 1.0])),
+            ("i", Dist::IntUniform([1, 3])),
+        ];
+        let s = study(SamplerKind::Tpe, space, 10);
+        let ends = |l: f64, u: f64, i: i64| Told {
+            point: Point(vec![l.into(), u.into(), i.into()]),
+            value: 0.1,
+        };
+        let told = vec![
+            ends(1.0, 1.0, 3),
+            ends(1e-3, 0.0, 1),
+            ends(0.5, 0.5, 2),
+            ends(1.0, 0.0, 3),
+            ends(0.01, 1.0, 1),
+        ];
+        let p = propose(&s, 5, &told).unwrap();
+        assert_eq!(p.0.len(), 3);
     }
 
     #[test]

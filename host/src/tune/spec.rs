@@ -265,16 +265,17 @@ fn validation_metric(m: &str) -> Result<String, String> {
         .iter()
         .find_map(|p| m.strip_prefix(p))
         .unwrap_or(m);
-    let ok = name
-        .split_once('@')
-        .is_some_and(|(n, k)| METRICS.contains(&n) && k.parse::<usize>().is_ok_and(|k| k > 0));
-    if !ok {
-        return Err(format!(
+    let parsed = name.split_once('@').and_then(|(n, k)| {
+        let digits = !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit());
+        let k = k.parse::<usize>().ok().filter(|&k| k > 0 && digits)?;
+        METRICS.contains(&n).then(|| format!("{n}@{k}"))
+    });
+    parsed.ok_or_else(|| {
+        format!(
             "{m:?} must be <{}>@K, a validation metric",
             METRICS.join("|")
-        ));
-    }
-    Ok(name.to_owned())
+        )
+    })
 }
 
 fn check_dist(d: &Dist, sampler: SamplerKind) -> Result<(), String> {
@@ -289,7 +290,7 @@ fn check_dist(d: &Dist, sampler: SamplerKind) -> Result<(), String> {
         _ if sampler == SamplerKind::Grid => {
             Err("the grid sampler needs `choice` values for every key (a range has no grid)".into())
         }
-        Dist::Uniform([lo, hi]) if !(lo.is_finite() && hi.is_finite() && lo < hi) => Err(format!(
+        Dist::Uniform([lo, hi]) if !(lo < hi && (hi - lo).is_finite()) => Err(format!(
             "uniform range [{lo}, {hi}] must be finite with low < high"
         )),
         Dist::LogUniform([lo, hi])
@@ -383,7 +384,15 @@ mod tests {
                 "{m}"
             );
         }
-        for m in ["recall", "recall@0", "rcall@20", "recall@x"] {
+        assert_eq!(validation_metric("recall@020").unwrap(), "recall@20");
+        for m in [
+            "recall",
+            "recall@0",
+            "rcall@20",
+            "recall@x",
+            "recall@+20",
+            "recall@",
+        ] {
             assert!(
                 validation_metric(m).unwrap_err().contains("must be <"),
                 "{m}"
@@ -409,6 +418,7 @@ mod tests {
         use SamplerKind::*;
         assert!(check_dist(&Dist::Uniform([1.0, 1.0]), Random).is_err());
         assert!(check_dist(&Dist::Uniform([0.0, f64::INFINITY]), Tpe).is_err());
+        assert!(check_dist(&Dist::Uniform([-1e308, 1e308]), Random).is_err());
         assert!(check_dist(&Dist::LogUniform([-1.0, 1.0]), Tpe).is_err());
         assert!(check_dist(&Dist::IntUniform([3, 2]), Random).is_err());
         assert!(check_dist(&Dist::IntUniform([2, 2]), Random).is_ok());
