@@ -291,19 +291,7 @@ pub fn tune(args: &TuneArgs, exe: &Path) -> Result<()> {
             watch,
         )?;
         budget = budget.map(|b| b.saturating_sub(outcome.ran + outcome.failed.len()));
-        if !outcome.failed.is_empty() {
-            let list: Vec<String> = (outcome.failed.iter())
-                .map(|(name, log)| format!("  {name} (log: {})", log.display()))
-                .collect();
-            bail!(
-                "{} runs of the study failed; fix the cause and run the same command again \
-                 (finished trials are kept):\n{}",
-                outcome.failed.len(),
-                list.join("\n")
-            );
-        }
-        if outcome.unfinished > 0 {
-            println!("stopped with trial {start} unfinished; run the same command again to resume");
+        if !check_outcome(&outcome, &format!("trial {start}"))? {
             return Ok(());
         }
         // A run that finished while nothing watched it (the study was killed, or a Slurm

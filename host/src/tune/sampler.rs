@@ -21,35 +21,53 @@ pub struct Told {
     pub value: f64,
 }
 
-/// Every point of the grid (the first key varies slowest), cut to `trials` when set.
-pub fn grid(study: &Study) -> Vec<Point> {
-    let mut points = vec![Vec::new()];
-    for (_, dist) in &study.space {
-        let Dist::Choice(values) = dist else {
-            continue; // refused at load time
-        };
-        points = points
-            .into_iter()
-            .flat_map(|p| {
-                values.iter().map(move |v| {
-                    let mut p = p.clone();
-                    p.push(v.clone());
-                    p
-                })
-            })
-            .collect();
-    }
-    let mut points: Vec<Point> = points.into_iter().map(Point).collect();
+/// The choice lists of a grid study, in key order.
+fn grid_axes(study: &Study) -> Vec<&[toml::Value]> {
+    (study.space.iter())
+        .filter_map(|(_, d)| match d {
+            Dist::Choice(v) => Some(v.as_slice()),
+            _ => None, // refused at load time
+        })
+        .collect()
+}
+
+/// How many points the grid runs: the product of the choice counts (saturating), cut to
+/// `trials` when set.
+fn grid_len(study: &Study) -> usize {
+    let all = (grid_axes(study).iter()).fold(1usize, |n, v| n.saturating_mul(v.len()));
     if study.trials > 0 {
-        points.truncate(study.trials);
+        all.min(study.trials)
+    } else {
+        all
     }
-    points
+}
+
+/// Point `i` of the grid (the last key varies fastest), without building the others.
+fn grid_point(study: &Study, i: usize) -> Option<Point> {
+    if i >= grid_len(study) {
+        return None;
+    }
+    let axes = grid_axes(study);
+    let mut rest = i;
+    let mut values = vec![toml::Value::Boolean(false); axes.len()];
+    for (slot, v) in values.iter_mut().zip(&axes).rev() {
+        *slot = v[rest % v.len()].clone();
+        rest /= v.len();
+    }
+    Some(Point(values))
+}
+
+/// Every point of the grid, in order.
+pub fn grid(study: &Study) -> Vec<Point> {
+    (0..grid_len(study))
+        .filter_map(|i| grid_point(study, i))
+        .collect()
 }
 
 /// How many trials the study runs.
 pub fn n_trials(study: &Study) -> usize {
     match study.sampler {
-        SamplerKind::Grid => grid(study).len(),
+        SamplerKind::Grid => grid_len(study),
         _ => study.trials,
     }
 }
@@ -70,10 +88,7 @@ const REDRAWS: usize = 32;
 /// value. Only when every draw repeats is a repeat run.
 pub fn propose(study: &Study, trial: usize, told: &[Told]) -> Result<Point> {
     if study.sampler == SamplerKind::Grid {
-        return grid(study)
-            .into_iter()
-            .nth(trial)
-            .ok_or_else(|| anyhow!("trial {trial} is past the grid"));
+        return grid_point(study, trial).ok_or_else(|| anyhow!("trial {trial} is past the grid"));
     }
     let model = study.sampler == SamplerKind::Tpe && told.len() >= study.startup.max(1);
     let fresh = |p: &Point| !told.iter().any(|t| t.point == *p);
