@@ -215,6 +215,14 @@ fn bad_tune_files_fail_before_training() {
             "sampler = \"random\"\ntrials = 2\nseeds = [5]\n[space]\n\"train.batch_size\" = { choice = [\"big\"] }\n",
             "train.batch_size",
         ),
+        (
+            "sampler = \"random\"\ntrials = 2\nseeds = [5]\n[space]\n\"plugins.lightgcn.keep_rate\" = { uniform = [0.5, 1.5] }\n",
+            "`keep_rate` = 1.5 must be in (0, 1]",
+        ),
+        (
+            "sampler = \"random\"\ntrials = 2\nseeds = [5]\n[space]\n\"plugins.promax.tau\" = { choice = [0.2] }\n",
+            "plugin `promax` is not in the base experiment",
+        ),
     ];
     for (body, want) in cases {
         let file = tune_file(tmp.path(), body);

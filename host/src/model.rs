@@ -40,7 +40,8 @@ pub struct Model {
     pub masking: Vec<usize>,
 }
 
-fn hparams_json(cfg: &Config, name: &str) -> String {
+/// The `[plugins.NAME]` table of a config as the JSON text a plugin constructor reads.
+pub fn hparams_json(cfg: &Config, name: &str) -> String {
     cfg.plugins
         .get(name)
         .map_or_else(|| "{}".to_owned(), |v| v.to_string())

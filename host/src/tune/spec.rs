@@ -2,7 +2,8 @@
 //! method), the validation metric to maximise, the sampler, the trial budget, the seeds
 //! of every trial, the median pruner's settings and the search space over config keys.
 //! Every key of the space is checked against the config schema (and plugin keys against
-//! the plugin's hyperparameters) before any trial runs.
+//! the plugin's hyperparameters) before any trial runs, at each value of a choice and both
+//! ends of a range: the config's own checks, and the plugin built at that value.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,10 @@ use serde::Deserialize;
 use crate::compare::slurm::SlurmOptions;
 use crate::compare::spec::{self as cspec, CompareError, Layers};
 use crate::config::{self, Config};
+use crate::data::{load_dataset, Dataset};
 use crate::metrics::METRICS;
+use crate::model::hparams_json;
+use crate::plugin::PluginFactory;
 use crate::registry::Registry;
 
 /// A tune file as written (TOML; unknown keys are errors).
@@ -336,26 +340,63 @@ fn check_keys(study: &Study) -> Result<()> {
             base.eval.ks
         );
     }
+    let mut ds = None;
     for (key, dist) in &study.space {
-        if let Some(rest) = key.strip_prefix("plugins.") {
-            check_plugin_key(&registry, rest)
-                .with_context(|| format!("{}: `space.\"{key}\"`", study.path.display()))?;
-        }
+        let here = || format!("{}: `space.\"{key}\"`", study.path.display());
+        let plugin = match key.strip_prefix("plugins.") {
+            Some(rest) => Some(check_plugin_key(&registry, &base, rest).with_context(here)?),
+            None => None,
+        };
         for v in probes(dist) {
-            study
+            let cfg = study
                 .trial_config(&[set_of(key, &v)], study.seeds[0])
                 .with_context(|| format!("`space.\"{key}\"` = {v}"))?;
+            if let Some(plugin) = plugin {
+                if ds.is_none() {
+                    let loaded = load_dataset(&base.data).with_context(|| {
+                        format!("{}: loading the base dataset", study.path.display())
+                    })?;
+                    ds = Some(loaded);
+                }
+                let ds = ds.as_ref().expect("loaded above");
+                build_plugin(&registry, ds, &cfg, plugin)
+                    .with_context(|| format!("{} = {v}", here()))?;
+            }
         }
     }
     Ok(())
 }
 
-/// `promax.sdr_weight`: the plugin exists and declares that hyperparameter.
-fn check_plugin_key(registry: &Registry, rest: &str) -> Result<()> {
+/// Builds the plugin a space key tunes, as a trial would (over the base dataset, the
+/// trial's hyperparameters): a value the plugin's constructor refuses (a `keep_rate`
+/// outside (0, 1], a negative weight) is named before anything trains, not when the
+/// sampler first draws it.
+fn build_plugin(registry: &Registry, ds: &Dataset, cfg: &Config, plugin: &str) -> Result<()> {
+    let plugins = PluginFactory::new(registry, ds, cfg.train.seed);
+    let name = cfg.model.backbone.as_str();
+    let backbone = plugins.backbone(name, &hparams_json(cfg, name))?;
+    if plugin != name {
+        plugins.augmenter(plugin, &hparams_json(cfg, plugin), backbone.dims())?;
+    }
+    Ok(())
+}
+
+/// `promax.sdr_weight`: the plugin exists, the base config uses it (tuning a plugin no
+/// trial builds would change nothing) and it declares that hyperparameter. Returns the
+/// plugin's name.
+fn check_plugin_key<'k>(registry: &Registry, base: &Config, rest: &'k str) -> Result<&'k str> {
     let Some((plugin, hparam)) = rest.split_once('.') else {
         bail!("name a hyperparameter of the plugin: plugins.<plugin>.<key>");
     };
     let entry = registry.find(plugin)?;
+    if base.model.backbone != plugin && !base.model.augmenters.iter().any(|a| a == plugin) {
+        bail!(
+            "plugin `{plugin}` is not in the base experiment (model.backbone = {:?}, \
+             model.augmenters = {:?}): tuning it would change nothing",
+            base.model.backbone,
+            base.model.augmenters
+        );
+    }
     let names: Vec<&str> = entry.info.hparams.iter().map(|h| h.name.as_str()).collect();
     if !names.contains(&hparam) {
         let hint = nearest(hparam, names.iter().copied())
@@ -366,7 +407,7 @@ fn check_plugin_key(registry: &Registry, rest: &str) -> Result<()> {
             names.join(", ")
         );
     }
-    Ok(())
+    Ok(plugin)
 }
 
 #[cfg(test)]
@@ -402,12 +443,17 @@ mod tests {
 
     #[test]
     fn shipped_tune_files_load() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/tune");
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = here.join("../configs/tune");
+        // The shipped dataset configs read `data/` under the working directory; the
+        // plugin checks load the base dataset, so point them where the tests keep it.
+        let root = format!("data.root={:?}", here.join("../../shared/data"));
         let mut found = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let p = entry.unwrap().path();
             assert!(is_tune_file(&p), "{}", p.display());
-            load(&p, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+            load(&p, std::slice::from_ref(&root))
+                .unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
             found += 1;
         }
         assert!(found >= 2);
