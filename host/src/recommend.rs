@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use promax_kernels::{CpuKernels, CsrMatrix};
 
 use crate::config::{self, Config, DataConfig, ProfilesConfig};
-use crate::data::load_dataset;
+use crate::data::{load_dataset, IdMaps};
 use crate::model::Model;
 use crate::ranking::top_unseen;
 use crate::registry::Registry;
@@ -43,6 +43,8 @@ pub struct Recommender {
     width: usize,
     n_users: usize,
     train: CsrMatrix,
+    /// The dataset's own ids (RecBole tokens), which users are named and printed by.
+    ids: Option<IdMaps>,
 }
 
 /// One recommended item.
@@ -78,11 +80,40 @@ impl Recommender {
             width,
             n_users: ds.n_users,
             train: user_items(ds.n_users, ds.n_items, &ds.train),
+            ids: ds.ids,
         })
     }
 
     pub fn n_users(&self) -> usize {
         self.n_users
+    }
+
+    /// The dataset's own ids of its users and items, when it has string ids.
+    pub fn id_maps(&self) -> Option<&IdMaps> {
+        self.ids.as_ref()
+    }
+
+    /// Users as named on the command line: the dataset's tokens when it has string ids,
+    /// else 0-based ids; an unknown one is an error naming it.
+    pub fn user_ids(&self, names: &[String]) -> Result<Vec<u32>> {
+        let index: Option<std::collections::HashMap<&str, u32>> = self.ids.as_ref().map(|m| {
+            m.users
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.as_str(), i as u32))
+                .collect()
+        });
+        names
+            .iter()
+            .map(|n| match &index {
+                Some(index) => index.get(n.as_str()).copied().ok_or_else(|| {
+                    anyhow!("user {n:?} is not in the run's dataset (its users are named by their original ids)")
+                }),
+                None => n
+                    .parse::<u32>()
+                    .map_err(|_| anyhow!("user {n:?} is not a 0-based user id")),
+            })
+            .collect()
     }
 
     /// The top `k` items of each of `users` (train items excluded), best first; a user
@@ -111,14 +142,22 @@ impl Recommender {
             .collect())
     }
 
-    /// Writes `user<TAB>rank<TAB>item<TAB>score` lines (rank from 1) for `users` to `out`,
+    /// Writes `user<TAB>rank<TAB>item<TAB>score` lines (rank from 1; users and items by the
+    /// dataset's own ids when it has string ids) for `users` to `out`,
     /// a tile at a time.
     pub fn write(&self, users: &[u32], k: usize, out: &mut impl Write) -> Result<()> {
         writeln!(out, "user\trank\titem\tscore")?;
         for tile in users.chunks(TILE_USERS) {
             for (&u, recs) in tile.iter().zip(self.top_k(tile, k)?) {
                 for (rank, r) in recs.iter().enumerate() {
-                    writeln!(out, "{u}\t{}\t{}\t{}", rank + 1, r.item, r.score)?;
+                    let rank = rank + 1;
+                    match &self.ids {
+                        Some(m) => {
+                            let (user, item) = (&m.users[u as usize], &m.items[r.item as usize]);
+                            writeln!(out, "{user}\t{rank}\t{item}\t{}", r.score)?
+                        }
+                        None => writeln!(out, "{u}\t{rank}\t{}\t{}", r.item, r.score)?,
+                    }
                 }
             }
         }

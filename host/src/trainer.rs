@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
-use crate::data::Dataset;
+use crate::data::{Dataset, IdMaps};
 use crate::eval::{EvalResult, Evaluator};
 use crate::input_mask::{apply, check_mask, Applied, StepMask};
 use crate::losses::bpr;
@@ -387,6 +387,12 @@ pub fn train(cfg: &Config, ds: &Dataset, model: Model, target: &RunTarget) -> Re
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.train.seed, 0, 0xE0));
     let mut p = Progress::default();
     let mut best_snap: Option<Vec<Vec<f32>>> = None;
+    if let Some(ids) = &ds.ids {
+        // The tokens behind the ids, beside the run, for anyone reading its embeddings.
+        for (name, text) in IdMaps::FILES.iter().zip(ids.tsv()) {
+            runfolder::write_atomic(&out.join(name), text.as_bytes())?;
+        }
+    }
     let resumed = if target.resume {
         resume::read_state(out, run_id)?
     } else {

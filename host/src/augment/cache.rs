@@ -311,6 +311,20 @@ fn material(
             put("columns", format!("{:?}", cfg.data.columns));
             put("duplicates", format!("{:?}", cfg.data.duplicates));
         }
+        (Some(_), DataKind::Recbole) => {
+            // The ids (and so the pairs' meaning) depend on every file read and on how.
+            for f in crate::data::recbole::input_files(&cfg.data) {
+                let bytes =
+                    std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?;
+                let name = f.file_name().unwrap_or_default().to_string_lossy();
+                put(
+                    &format!("file {name}"),
+                    format!("{} bytes, sha256 {}", bytes.len(), sha256_hex(&bytes)),
+                );
+            }
+            put("recbole", serde_json::to_string(&cfg.data.recbole)?);
+            put("duplicates", format!("{:?}", cfg.data.duplicates));
+        }
         _ => {
             put("synthetic", serde_json::to_string(&cfg.data.synthetic)?);
         }

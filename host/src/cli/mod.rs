@@ -197,9 +197,10 @@ pub enum Command {
     /// Top-K recommendations from a trained run folder (train items excluded).
     Recommend {
         run_dir: PathBuf,
-        /// Comma-separated user ids, e.g. `--users 1,2,3` (printed to stdout).
+        /// Comma-separated user ids, e.g. `--users 1,2,3` (printed to stdout); a dataset
+        /// with string ids (RecBole's) takes and prints its own tokens.
         #[arg(long, value_delimiter = ',', conflicts_with = "all")]
-        users: Vec<u32>,
+        users: Vec<String>,
         /// Every user, streamed to `--out`.
         #[arg(long, requires = "out")]
         all: bool,

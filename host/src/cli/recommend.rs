@@ -33,7 +33,7 @@ fn check_new_output(path: &Path, run: &Path, overwrite: bool) -> Result<()> {
 
 pub fn cmd_recommend(
     run: &Path,
-    users: &[u32],
+    users: &[String],
     all: bool,
     (out, overwrite): (Option<&Path>, bool),
     k: usize,
@@ -42,6 +42,8 @@ pub fn cmd_recommend(
         check_new_output(path, run, overwrite)?;
     }
     let rec = Recommender::from_run(run)?;
+    let users = rec.user_ids(users)?;
+    let users = users.as_slice();
     if all {
         let out = out.context("--all needs --out FILE")?;
         rec.write_all(k, out)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use figment::value::{Dict, Value};
 
-use super::{AugmentConfig, Config, ModelConfig};
+use super::{AugmentConfig, Config, DataConfig, ModelConfig, RecboleConfig};
 
 pub(super) fn defaults_dict() -> Dict {
     match Value::serialize(Config::default()) {
@@ -28,6 +28,13 @@ pub(super) fn schema() -> Dict {
         model: ModelConfig {
             augmenters: vec![String::new()],
             ..ModelConfig::default()
+        },
+        data: DataConfig {
+            recbole: RecboleConfig {
+                min_rating: Some(0.0),
+                ..RecboleConfig::default()
+            },
+            ..DataConfig::default()
         },
         ..Config::default()
     };

@@ -13,6 +13,14 @@ pub enum DataError {
         /// The folder as configured.
         path: PathBuf,
     },
+    /// A RecBole atomic file the settings need is absent.
+    #[error("{} not found ({why})", path.display())]
+    MissingAtomic {
+        /// The file looked for.
+        path: PathBuf,
+        /// Which setting needs it.
+        why: String,
+    },
     /// A required split file is absent.
     #[error("{} not found (a dataset folder needs train.tsv, valid.tsv and test.tsv)", path.display())]
     MissingFile {

@@ -21,6 +21,7 @@ mod error;
 mod npy;
 mod pairs;
 mod profiles;
+pub mod recbole;
 pub mod stats;
 mod synthetic;
 
@@ -63,6 +64,34 @@ pub struct Dataset {
     /// Profile embeddings: loaded or drawn per `[data.profiles]`, or the synthetic
     /// dataset's generated ones; `None` when there are none.
     pub profiles: Option<Profiles>,
+    /// The original token of every id, for datasets with string ids (RecBole's); `None`
+    /// when the ids are the files' own.
+    pub ids: Option<IdMaps>,
+}
+
+/// The original (string) id of every user and item: `users[u]` is user `u`'s token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdMaps {
+    pub users: Vec<String>,
+    pub items: Vec<String>,
+}
+
+impl IdMaps {
+    /// Files `user_ids.tsv` / `item_ids.tsv` beside a run: `id<TAB>token` lines under a
+    /// header, so that a run's ids can be read back as the dataset's own.
+    pub const FILES: [&'static str; 2] = ["user_ids.tsv", "item_ids.tsv"];
+
+    /// The two files' text.
+    pub fn tsv(&self) -> [String; 2] {
+        let table = |what: &str, tokens: &[String]| {
+            let mut s = format!("{what}\ttoken\n");
+            for (id, t) in tokens.iter().enumerate() {
+                s += &format!("{id}\t{t}\n");
+            }
+            s
+        };
+        [table("user", &self.users), table("item", &self.items)]
+    }
 }
 
 /// Loads the dataset `cfg` describes: reads the split files of a folder, or generates the
@@ -78,7 +107,50 @@ pub fn load_dataset(cfg: &DataConfig) -> Result<Dataset, DataError> {
     match cfg.kind {
         DataKind::Files => load_files(cfg),
         DataKind::Synthetic => load_synthetic(cfg),
+        DataKind::Recbole => load_recbole(cfg),
     }
+}
+
+fn load_recbole(cfg: &DataConfig) -> Result<Dataset, DataError> {
+    let dir = cfg.dir();
+    if !dir.is_dir() {
+        return Err(DataError::MissingDir { path: dir.clone() });
+    }
+    let split = recbole::read_recbole(cfg)?;
+    let (n_users, n_items) = (split.ids.users.len(), split.ids.items.len());
+    for (key, declared, n) in [
+        ("data.n_users", cfg.n_users, n_users),
+        ("data.n_items", cfg.n_items, n_items),
+    ] {
+        if declared != 0 && declared != n {
+            return Err(DataError::Config {
+                key: key.into(),
+                reason: format!(
+                    "= {declared}, but the RecBole files hold {n}; leave it at 0 (the count \
+                     of distinct tokens) or give that count"
+                ),
+            });
+        }
+    }
+    let profiles = load_profiles(cfg, n_users, n_items)?;
+    let name = if !cfg.name.is_empty() {
+        cfg.name.clone()
+    } else {
+        folder_name(&dir)
+    };
+    let ds = Dataset {
+        name,
+        dir: Some(dir),
+        n_users,
+        n_items,
+        train: split.train,
+        valid: split.valid,
+        test: split.test,
+        profiles,
+        ids: Some(split.ids),
+    };
+    warn_overlap(&ds);
+    Ok(ds)
 }
 
 fn load_files(cfg: &DataConfig) -> Result<Dataset, DataError> {
@@ -115,8 +187,14 @@ fn load_files(cfg: &DataConfig) -> Result<Dataset, DataError> {
         valid,
         test,
         profiles,
+        ids: None,
     };
-    let st = stats(&ds);
+    warn_overlap(&ds);
+    Ok(ds)
+}
+
+fn warn_overlap(ds: &Dataset) {
+    let st = stats(ds);
     if st.train_valid_overlap + st.train_test_overlap > 0 {
         // Not an error: published splits sometimes leak, and the user should see it, not
         // be blocked by it.
@@ -127,10 +205,9 @@ fn load_files(cfg: &DataConfig) -> Result<Dataset, DataError> {
             st.train_test_overlap
         );
     }
-    Ok(ds)
 }
 
-fn folder_name(dir: &Path) -> String {
+pub(super) fn folder_name(dir: &Path) -> String {
     dir.file_name()
         .map(|n| n.to_owned())
         .or_else(|| {

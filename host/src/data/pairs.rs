@@ -218,7 +218,7 @@ pub fn read_pairs(
 
 /// Refuses a split path that is missing or is not a regular file, before it is opened:
 /// reading a FIFO would block, and a directory is not "not found".
-fn check_split_file(path: &Path) -> Result<(), DataError> {
+pub(super) fn check_split_file(path: &Path) -> Result<(), DataError> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => DataError::MissingFile {
             path: path.to_path_buf(),
@@ -430,7 +430,7 @@ fn not_an_id(field: &str) -> &'static str {
 }
 
 /// Error messages quote the line; a runaway line (a binary file, say) is cut short.
-fn shorten(text: &str) -> String {
+pub(super) fn shorten(text: &str) -> String {
     const MAX: usize = 80;
     match text.char_indices().nth(MAX) {
         Some((cut, _)) => format!("{}...", &text[..cut]),

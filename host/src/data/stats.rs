@@ -222,6 +222,7 @@ mod tests {
             valid: vec![(0, 0), (1, 2)],
             test: vec![(1, 2), (0, 4)],
             profiles: None,
+            ids: None,
         };
         assert_eq!(train_counts(&ds), vec![2, 1, 3, 0]);
         let st = stats(&ds);

@@ -213,6 +213,7 @@ fn generate(s: &SyntheticConfig) -> Result<Synthetic, DataError> {
             valid,
             test,
             profiles: Some(Profiles { dim, users, items }),
+            ids: None,
         },
         user_cluster,
         item_cluster,

@@ -14,6 +14,29 @@ named_options! {
         Files = "files",
         /// The built-in planted-cluster generator, `[data.synthetic]`.
         Synthetic = "synthetic",
+        /// RecBole atomic files (`NAME.inter`, optional `.user` / `.item`) in `data.path`,
+        /// read as `[data.recbole]` says.
+        Recbole = "recbole",
+    }
+}
+
+named_options! {
+    /// `data.recbole.split`: how a RecBole dataset becomes train, valid and test.
+    RecboleSplit {
+        /// Each user's interactions split by `data.recbole.ratios` (RecBole's `RS`).
+        Ratio = "ratio",
+        /// RecBole's pre-split files `NAME.train.inter`, `.valid.inter`, `.test.inter`.
+        Presplit = "presplit",
+    }
+}
+
+named_options! {
+    /// `data.recbole.order`: the order of each user's interactions before a ratio split.
+    RecboleOrder {
+        /// Shuffled, seeded by `data.recbole.seed` (RecBole's `RO`).
+        Random = "random",
+        /// By timestamp, the latest held out (RecBole's `TO`; needs the timestamp field).
+        Time = "time",
     }
 }
 
@@ -54,6 +77,8 @@ pub struct DataConfig {
     pub columns: Vec<usize>,
     /// Generator settings, used when `kind = "synthetic"`.
     pub synthetic: SyntheticConfig,
+    /// How RecBole atomic files are read and split, used when `kind = "recbole"`.
+    pub recbole: RecboleConfig,
     /// User and item profile embeddings: `.npy` files, seeded random ones, or none.
     pub profiles: ProfilesConfig,
 }
@@ -70,8 +95,103 @@ impl Default for DataConfig {
             duplicates: DuplicatePolicy::Error,
             columns: Vec::new(),
             synthetic: SyntheticConfig::default(),
+            recbole: RecboleConfig::default(),
             profiles: ProfilesConfig::default(),
         }
+    }
+}
+
+/// RecBole atomic files: a tab-separated `NAME.inter` whose typed header
+/// (`user_id:token item_id:token rating:float timestamp:float`, any column order) names its
+/// fields; optional `NAME.user` / `NAME.item` list the users and items in the order that
+/// becomes their contiguous ids. String ids (tokens) are mapped to `0..n` and the mapping
+/// is saved beside every run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecboleConfig {
+    /// The files' stem (`ml-100k` for `ml-100k.inter`); `""` = the folder's name, as
+    /// RecBole lays its datasets out.
+    pub name: String,
+    /// The field holding the user token.
+    pub user_field: String,
+    /// The field holding the item token.
+    pub item_field: String,
+    /// The field `min_rating` reads.
+    pub rating_field: String,
+    /// The field `order = "time"` sorts by.
+    pub timestamp_field: String,
+    /// Keep only interactions rated at least this (the rows below are counted in the log);
+    /// unset = every interaction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_rating: Option<f64>,
+    /// `"ratio"` (split each user's interactions by `ratios`) or `"presplit"` (read
+    /// `NAME.train.inter`, `NAME.valid.inter`, `NAME.test.inter`).
+    pub split: RecboleSplit,
+    /// Train, valid and test shares of each user's interactions (`split = "ratio"`).
+    pub ratios: Vec<f64>,
+    /// `"random"` (seeded shuffle) or `"time"` (latest last) before a ratio split.
+    pub order: RecboleOrder,
+    /// Seed of the `random` order.
+    pub seed: u64,
+}
+
+impl Default for RecboleConfig {
+    fn default() -> Self {
+        RecboleConfig {
+            name: String::new(),
+            user_field: "user_id".into(),
+            item_field: "item_id".into(),
+            rating_field: "rating".into(),
+            timestamp_field: "timestamp".into(),
+            min_rating: None,
+            split: RecboleSplit::Ratio,
+            ratios: vec![0.8, 0.1, 0.1],
+            order: RecboleOrder::Random,
+            seed: 2025,
+        }
+    }
+}
+
+impl RecboleConfig {
+    /// The first problem of the settings as `(key, value, reason)`; shared by the config
+    /// check and the loader (which may be handed a `DataConfig` built in code).
+    pub fn problem(&self) -> Option<(&'static str, String, String)> {
+        for (key, v) in [
+            ("data.recbole.user_field", &self.user_field),
+            ("data.recbole.item_field", &self.item_field),
+        ] {
+            if v.is_empty() {
+                return Some((
+                    key,
+                    "\"\"".into(),
+                    "must name a field of the .inter header".into(),
+                ));
+            }
+        }
+        if self.user_field == self.item_field {
+            return Some((
+                "data.recbole.item_field",
+                format!("{:?}", self.item_field),
+                "must differ from data.recbole.user_field".into(),
+            ));
+        }
+        if let Some(r) = self.min_rating.filter(|r| !r.is_finite()) {
+            return Some((
+                "data.recbole.min_rating",
+                r.to_string(),
+                "must be finite".into(),
+            ));
+        }
+        let r = &self.ratios;
+        let shares_ok = r.len() == 3 && r.iter().all(|x| x.is_finite() && *x >= 0.0) && r[0] > 0.0;
+        if !shares_ok {
+            return Some((
+                "data.recbole.ratios",
+                format!("{r:?}"),
+                "must be three shares [train, valid, test], each >= 0, train > 0".into(),
+            ));
+        }
+        None
     }
 }
 
@@ -212,6 +332,16 @@ impl DataConfig {
     pub(in crate::config) fn validate(&self) -> Result<(), ConfigError> {
         if let Err((value, reason)) = self.split_columns() {
             return Err(bad("data.columns", Raw(value), reason));
+        }
+        if let Some((key, value, reason)) = self.recbole.problem() {
+            return Err(bad(key, Raw(value), reason));
+        }
+        if self.kind == DataKind::Recbole && self.path.as_os_str().is_empty() {
+            return Err(bad(
+                "data.path",
+                "",
+                "must name the folder holding the RecBole atomic files when data.kind = \"recbole\"",
+            ));
         }
         if self.kind == DataKind::Files && self.path.as_os_str().is_empty() {
             return Err(bad(

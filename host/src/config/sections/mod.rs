@@ -65,7 +65,10 @@ mod run;
 mod train;
 
 pub use augment::{AugmentConfig, AugmentSource, ReductionMode, RerankMode};
-pub use data::{DataConfig, DataKind, DuplicatePolicy, ProfilesConfig, SyntheticConfig};
+pub use data::{
+    DataConfig, DataKind, DuplicatePolicy, ProfilesConfig, RecboleConfig, RecboleOrder,
+    RecboleSplit, SyntheticConfig,
+};
 pub use device::Device;
 pub use eval::{EvalConfig, METRICS};
 pub use llm::{
