@@ -21,6 +21,7 @@ pub mod profile;
 pub mod ranking;
 pub mod recommend;
 pub mod registry;
+pub mod run;
 pub mod runfolder;
 pub mod sampler;
 pub mod trainer;
