@@ -1,9 +1,14 @@
 //! The promax host: configuration, data, plugin registry, training and evaluation.
-//! The `promax` binary (main.rs) is a thin command line over this library.
+//! The `promax` binary (main.rs) is a thin command line over this library; the command
+//! line itself ([`cli`]) lives here, so that the Python bindings ship the same one.
+
+// The command line names this library by its crate name, as the binary did.
+extern crate self as promax;
 
 pub mod alloc;
 pub mod augment;
 pub mod bench;
+pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod data;

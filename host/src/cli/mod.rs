@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// `--executor` of compare and tune.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Executor {
+pub enum Executor {
     Local,
     Slurm,
 }
@@ -219,6 +219,43 @@ pub enum Command {
         #[command(subcommand)]
         what: bench::BenchWhat,
     },
+}
+
+/// The whole command line: logs to stderr (`RUST_LOG`, default `info`), parses `args`
+/// (the program name first), runs the subcommand, prints an error as `error: …`; returns
+/// the exit status (0, 1 on error, clap's own for a usage error, 0 for `--help`).
+pub fn main<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    init_logging();
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    match run(cli.command) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+/// Log lines to stderr, once per process (a second call, as from Python, keeps the first).
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// Runs one subcommand.
