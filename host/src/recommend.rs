@@ -88,6 +88,12 @@ impl Recommender {
         self.n_users
     }
 
+    /// The final embeddings, users' rows then items' (`(n_users + n_items) × width`,
+    /// row-major), with the width and the number of users: the whole buffer, not a copy.
+    pub fn into_embeddings(self) -> (Vec<f32>, usize, usize) {
+        (self.emb, self.width, self.n_users)
+    }
+
     /// The dataset's own ids of its users and items, when it has string ids.
     pub fn id_maps(&self) -> Option<&IdMaps> {
         self.ids.as_ref()

@@ -16,7 +16,7 @@ use crate::model::Model;
 use crate::registry::Registry;
 use crate::runfolder::lock::Lock;
 use crate::runfolder::{self, identity, write_atomic, FolderState, RunSummary};
-use crate::trainer;
+use crate::trainer::{self, EpochHook};
 
 /// Runs `f` on `threads` rayon workers: on the current pool when it has that many (or
 /// `threads` is 0, rayon's default), else on a pool built for it.
@@ -31,25 +31,30 @@ pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> Result<T> + Sen
         .install(f)
 }
 
-/// Trains the config `config` (with `key=value` `sets`) into `out` (default: the run's
-/// own folder under `runs/`), replacing a run there only when `overwrite`. Returns the
-/// run folder and its summary.
+/// Where and how a run trains: its output folder (default: the run's own folder under
+/// `runs/`), whether a finished run there may be replaced, and a hook called after every
+/// epoch.
+#[derive(Default, Clone, Copy)]
+pub struct TrainOptions<'a> {
+    pub out: Option<&'a Path>,
+    pub overwrite: bool,
+    pub on_epoch: Option<&'a EpochHook<'a>>,
+}
+
+/// Trains the config `config` (with `key=value` `sets`) as `opts` say. Returns the run
+/// folder and its summary.
 pub fn train(
     config: &Path,
     sets: &[String],
-    out: Option<&Path>,
-    overwrite: bool,
+    opts: TrainOptions<'_>,
 ) -> Result<(PathBuf, RunSummary)> {
     let cfg = config::load(config, sets)?;
     cfg.device.ensure_available()?;
-    with_threads(cfg.train.threads, || train_config(&cfg, out, overwrite))
+    with_threads(cfg.train.threads, || train_config(&cfg, opts))
 }
 
-fn train_config(
-    cfg: &Config,
-    out: Option<&Path>,
-    overwrite: bool,
-) -> Result<(PathBuf, RunSummary)> {
+fn train_config(cfg: &Config, opts: TrainOptions<'_>) -> Result<(PathBuf, RunSummary)> {
+    let (out, overwrite) = (opts.out, opts.overwrite);
     let registry = Registry::discover(&cfg.plugin_dirs)?;
     let ds = load_dataset(&cfg.data)?;
     let model = Model::build(cfg, &registry, &ds, &augment::cache::SourceViews)?;
@@ -100,6 +105,7 @@ fn train_config(
         dir: &work,
         run_id: &run_id,
         resume: false,
+        on_epoch: opts.on_epoch,
     };
     let s = match trainer::train(cfg, &ds, model, &target) {
         Ok(s) => s,
@@ -120,8 +126,9 @@ fn train_config(
     Ok((dir, s))
 }
 
-/// Continues the interrupted run in `dir` from its checkpoint.
-pub fn resume(dir: &Path) -> Result<RunSummary> {
+/// Continues the interrupted run in `dir` from its checkpoint (`on_epoch` as for
+/// [`train`]).
+pub fn resume(dir: &Path, on_epoch: Option<&EpochHook<'_>>) -> Result<RunSummary> {
     if !dir.join("config.toml").is_file() {
         anyhow::bail!("{}: no config.toml, not a run folder", dir.display());
     }
@@ -141,13 +148,18 @@ pub fn resume(dir: &Path) -> Result<RunSummary> {
     }
     let cfg = config::load_run(&dir.join("config.toml"))?;
     with_threads(cfg.train.threads, || {
-        let s = resume_config(&cfg, dir, &run_id)?;
+        let s = resume_config(&cfg, dir, &run_id, on_epoch)?;
         lock.release();
         Ok(s)
     })
 }
 
-fn resume_config(cfg: &Config, dir: &Path, run_id: &str) -> Result<RunSummary> {
+fn resume_config(
+    cfg: &Config,
+    dir: &Path,
+    run_id: &str,
+    on_epoch: Option<&EpochHook<'_>>,
+) -> Result<RunSummary> {
     let registry = Registry::discover(&cfg.plugin_dirs)?;
     let ds = load_dataset(&cfg.data)?;
     let model = Model::build(cfg, &registry, &ds, &augment::cache::SourceViews)?;
@@ -161,6 +173,7 @@ fn resume_config(cfg: &Config, dir: &Path, run_id: &str) -> Result<RunSummary> {
         dir,
         run_id,
         resume: true,
+        on_epoch,
     };
     trainer::train(cfg, &ds, model, &target)
 }

@@ -273,7 +273,14 @@ pub struct RunTarget<'p> {
     pub run_id: &'p str,
     /// Continue from `dir`'s checkpoint when there is one.
     pub resume: bool,
+    /// Called after every epoch (its files written); an error stops the run there, as a
+    /// kill would, resumable from its last checkpoint.
+    pub on_epoch: Option<&'p EpochHook<'p>>,
 }
+
+/// What [`RunTarget::on_epoch`] is: a progress report (the Python bindings' callback, and
+/// their check for Ctrl-C).
+pub type EpochHook<'a> = dyn Fn(&EpochRow) -> Result<()> + Sync + 'a;
 
 impl Trainer<'_> {
     /// The checkpoint of the current state (`best`: the best parameters so far).
@@ -498,6 +505,9 @@ pub fn train(cfg: &Config, ds: &Dataset, model: Model, target: &RunTarget) -> Re
         }
         if p.done || checkpoint_due(cfg, epoch, evaluated) {
             resume::write_state(out, run_id, &t.state(&p, &rng, best_snap.as_ref()))?;
+        }
+        if let (Some(hook), Some(row)) = (target.on_epoch, p.rows.last()) {
+            hook(row).with_context(|| format!("stopped after epoch {epoch}"))?;
         }
     }
     runfolder::write_epochs(out, &p.rows, run_id)?;

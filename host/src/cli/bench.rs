@@ -37,15 +37,18 @@ pub fn cmd_bench(what: BenchWhat) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
+                let extra = match r.extra_bytes {
+                    Some(b) => format!("{:.2} MiB", b as f64 / (1 << 20) as f64),
+                    None => "not measured (only the promax binary counts allocations)".into(),
+                };
                 println!(
                     "SDR kernel (fwd+bwd) B={users} N={items} d={dim}, {} threads: {:.1} GFLOP/s ({:.1} ms); \
-                     dense matmul same run: {:.1} GFLOP/s; kernel extra memory {:.2} MiB \
+                     dense matmul same run: {:.1} GFLOP/s; kernel extra memory {extra} \
                      (a dense B×N matrix: {:.1} MiB)",
                     r.threads,
                     r.kernel_gflops,
                     r.kernel_seconds * 1e3,
                     r.matmul_gflops,
-                    r.extra_bytes as f64 / (1 << 20) as f64,
                     r.dense_matrix_bytes as f64 / (1 << 20) as f64
                 );
             }

@@ -21,12 +21,17 @@ pub fn cmd_train(
     overwrite: bool,
 ) -> Result<()> {
     if let Some(dir) = resume {
-        let s = promax::run::resume(dir)?;
+        let s = promax::run::resume(dir, None)?;
         print_summary(dir, &s);
         return Ok(());
     }
     let config = config.context("a config file is needed (or --resume RUN_DIR)")?;
-    let (dir, s) = promax::run::train(config, sets, out, overwrite)?;
+    let opts = promax::run::TrainOptions {
+        out,
+        overwrite,
+        on_epoch: None,
+    };
+    let (dir, s) = promax::run::train(config, sets, opts)?;
     print_summary(&dir, &s);
     Ok(())
 }
