@@ -5,6 +5,7 @@
 //! these calls in `train`, `compare`, `tune`, `load_run` and the `Run` class.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use numpy::{PyArray1, PyArrayMethods};
@@ -34,10 +35,11 @@ fn text(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// Runs `f` (a training call) with an epoch hook that checks for Ctrl-C and calls
-/// `progress` (if any) with each epoch's row as JSON text. A Python exception raised
-/// there (KeyboardInterrupt included) stops the run after that epoch and is re-raised
-/// as itself; the run folder stays resumable.
+/// Runs `f` (a training call) on a worker thread with an epoch hook that calls `progress`
+/// (if any) with each epoch's row as JSON text, while this thread, the one Python delivers
+/// signals to, polls for Ctrl-C. A Python exception (from the callback, or the
+/// KeyboardInterrupt of a signal) stops the run after its epoch and is re-raised as itself;
+/// the run folder stays resumable.
 fn with_hook<T>(
     py: Python<'_>,
     progress: Option<Py<PyAny>>,
@@ -47,23 +49,38 @@ where
     T: Send,
 {
     let raised: Mutex<Option<PyErr>> = Mutex::new(None);
-    let hook = |row: &EpochRow| -> anyhow::Result<()> {
-        Python::attach(|py| {
-            let called = py.check_signals().and_then(|()| match &progress {
-                Some(cb) => {
-                    let json = serde_json::to_string(row).unwrap_or_default();
-                    cb.call1(py, (json,)).map(drop)
-                }
-                None => Ok(()),
-            });
-            called.map_err(|e| {
-                let what = e.to_string();
-                *raised.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                anyhow::anyhow!("interrupted from Python: {what}")
-            })
-        })
+    let stop = AtomicBool::new(false);
+    let keep = |e: PyErr| {
+        let mut slot = raised.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(e);
+        stop.store(true, Ordering::SeqCst);
     };
-    let result = py.detach(|| f(&hook));
+    let hook = |row: &EpochRow| -> anyhow::Result<()> {
+        if let Some(cb) = &progress {
+            let json = serde_json::to_string(row).unwrap_or_default();
+            if let Err(e) = Python::attach(|py| cb.call1(py, (json,)).map(drop)) {
+                keep(e);
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            anyhow::bail!("interrupted from Python");
+        }
+        Ok(())
+    };
+    let result = py.detach(|| {
+        std::thread::scope(|s| {
+            let worker = s.spawn(|| f(&hook));
+            while !worker.is_finished() {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                if let Err(e) = Python::attach(|py| py.check_signals()) {
+                    keep(e);
+                }
+            }
+            worker
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the training thread panicked")))
+        })
+    });
     if let Some(e) = raised.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
@@ -200,6 +217,12 @@ impl RunRecommender {
         k: usize,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         let ids = self.rec.user_ids(&users).map_err(to_py)?;
+        if ids.len().checked_mul(k).is_none_or(|cells| cells > 1 << 31) {
+            return Err(PromaxError::new_err(format!(
+                "{} users × k = {k} results do not fit in memory; ask for fewer",
+                ids.len()
+            )));
+        }
         let ranked = py.detach(|| self.rec.top_k(&ids, k)).map_err(to_py)?;
         let mut items = vec![-1i64; ids.len() * k];
         let mut scores = vec![f32::NAN; ids.len() * k];

@@ -227,3 +227,30 @@ def test_tune_runs_a_study_and_writes_its_best_config(tmp_path):
         bad = tmp_path / "bad.toml"
         bad.write_text(spec.read_text().replace('"recall@20"', '"test_recall@20"'))
         promax.tune(bad, out=tmp_path / "bad")
+
+
+def test_sets_take_numpy_values_and_lists(tmp_path):
+    sets = dict(SMALL, **{"train.lr": np.float64(0.002), "train.seed": np.int64(3),
+                          "eval.ks": [5, 20], "data.synthetic.affinity": np.float32(0.5)})
+    run = promax.train(QUICK, sets=sets, out=tmp_path / "run")
+    cfg = run.config
+    assert cfg["train"]["lr"] == 0.002 and cfg["train"]["seed"] == 3
+    assert cfg["eval"]["ks"] == [5, 20] and cfg["data"]["synthetic"]["affinity"] == 0.5
+
+
+def test_ctrl_c_stops_a_run_on_its_own_thread_pool(tmp_path):
+    import signal
+    import threading
+    import time
+
+    sets = dict(SMALL, **{"data.synthetic.n_users": 3000, "data.synthetic.n_items": 2000,
+                          "train.max_epochs": 400, "eval.patience": 400})
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    start = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        promax.train(QUICK, sets=sets, out=tmp_path / "run")
+    timer.cancel()
+    assert time.monotonic() - start < 30
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    assert (tmp_path / "run" / "config.toml").is_file()

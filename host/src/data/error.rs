@@ -21,6 +21,16 @@ pub enum DataError {
         /// Which setting needs it.
         why: String,
     },
+    /// A RecBole dataset whose train, valid or test split came out empty.
+    #[error("{}: the {split} split is empty: {why}", path.display())]
+    EmptyRecboleSplit {
+        /// The file the split comes from.
+        path: PathBuf,
+        /// `train`, `valid` or `test`.
+        split: &'static str,
+        /// Which setting made it so.
+        why: String,
+    },
     /// A required split file is absent.
     #[error("{} not found (a dataset folder needs train.tsv, valid.tsv and test.tsv)", path.display())]
     MissingFile {

@@ -104,9 +104,11 @@ pub(super) fn read_recbole(cfg: &DataConfig) -> Result<RecboleSplits, DataError>
         &mut items,
     )?;
     let mut read = Vec::with_capacity(files.len());
+    let mut kept_rows = 0;
     for (path, _) in &files {
         let rows = read_inter(path, rb)?;
         let kept = keep_rated(path, rows, rb.min_rating);
+        kept_rows += kept.len();
         read.push(map_rows(
             path,
             kept,
@@ -128,12 +130,14 @@ pub(super) fn read_recbole(cfg: &DataConfig) -> Result<RecboleSplits, DataError>
             split_by_user(rows, users.len(), rb)
         }
     };
-    for (pairs, (path, _)) in [&train, &valid, &test]
-        .into_iter()
-        .zip(files.iter().cycle())
-    {
+    let splits = [("train", &train), ("valid", &valid), ("test", &test)];
+    for ((split, pairs), (path, _)) in splits.into_iter().zip(files.iter().cycle()) {
         if pairs.is_empty() {
-            return Err(DataError::EmptySplit { path: path.clone() });
+            return Err(DataError::EmptyRecboleSplit {
+                path: path.clone(),
+                split,
+                why: empty_split_reason(rb, split, kept_rows),
+            });
         }
     }
     Ok(RecboleSplits {
@@ -145,6 +149,26 @@ pub(super) fn read_recbole(cfg: &DataConfig) -> Result<RecboleSplits, DataError>
             items: items.tokens,
         },
     })
+}
+
+/// Why a split came out empty, in terms of the settings that made it so.
+fn empty_split_reason(rb: &RecboleConfig, split: &str, kept_rows: usize) -> String {
+    match (rb.min_rating, rb.split) {
+        (Some(min), _) if kept_rows == 0 => {
+            format!("no interaction is rated at least data.recbole.min_rating = {min}")
+        }
+        (_, RecboleSplit::Presplit) => match rb.min_rating {
+            Some(min) => format!(
+                "the file holds no interaction rated at least data.recbole.min_rating = {min}"
+            ),
+            None => "the file holds no interaction".into(),
+        },
+        (_, RecboleSplit::Ratio) => format!(
+            "data.recbole.ratios = {:?} gives no user a {split} interaction: a user's share \
+             must reach one interaction (or a fraction of one while train keeps two)",
+            rb.ratios
+        ),
+    }
 }
 
 /// Tokens to contiguous ids, in order of first insertion.
@@ -159,14 +183,17 @@ impl Interner {
         self.tokens.len()
     }
 
-    fn id(&mut self, token: &str) -> u32 {
+    /// The token's id; `None` when a new one would not fit in a u32 (node ids are u32).
+    fn id(&mut self, token: &str) -> Option<u32> {
         if let Some(&id) = self.index.get(token) {
-            return id;
+            return Some(id);
         }
-        let id = self.tokens.len() as u32;
+        let id = u32::try_from(self.tokens.len())
+            .ok()
+            .filter(|&id| id < u32::MAX)?;
         self.index.insert(token.to_owned(), id);
         self.tokens.push(token.to_owned());
-        id
+        Some(id)
     }
 }
 
@@ -246,6 +273,15 @@ impl Header {
         }
         Ok(at)
     }
+}
+
+fn too_many(path: &Path, line: usize, what: &str) -> DataError {
+    malformed(
+        path,
+        line,
+        format!("more distinct {what} tokens than ids fit in 32 bits"),
+        "",
+    )
 }
 
 fn malformed(path: &Path, line: usize, reason: String, text: &str) -> DataError {
@@ -346,7 +382,9 @@ fn read_entities(path: &Path, field: &str, ids: &mut Interner) -> Result<(), Dat
                 token,
             ));
         }
-        ids.id(token);
+        if ids.id(token).is_none() {
+            return Err(too_many(path, *line, field));
+        }
     }
     Ok(())
 }
@@ -402,14 +440,15 @@ fn read_inter(path: &Path, rb: &RecboleConfig) -> Result<Vec<Row>, DataError> {
     };
     let mut out = Vec::with_capacity(rows.len());
     for (line, fields) in rows {
-        let text = fields.join("\t");
+        // The line as read, for error messages only.
+        let text = || fields.join("\t");
         for (col, name) in [(user, &rb.user_field), (item, &rb.item_field)] {
             if fields[col].is_empty() {
                 return Err(malformed(
                     path,
                     line,
                     format!("the `{name}` is empty"),
-                    &text,
+                    &text(),
                 ));
             }
         }
@@ -421,7 +460,7 @@ fn read_inter(path: &Path, rb: &RecboleConfig) -> Result<Vec<Row>, DataError> {
                     path,
                     line,
                     format!("the `{name}` {:?} is not a finite number", fields[c]),
-                    &text,
+                    &text(),
                 )),
             }
         };
@@ -469,7 +508,11 @@ fn map_rows(
     let mut dropped = Vec::new();
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let pair = (users.id(&r.user), items.id(&r.item));
+        let pair = match (users.id(&r.user), items.id(&r.item)) {
+            (Some(u), Some(i)) => (u, i),
+            (None, _) => return Err(too_many(path, r.line, "user")),
+            (_, None) => return Err(too_many(path, r.line, "item")),
+        };
         if let Some(&f) = first.get(&pair) {
             match duplicates {
                 DuplicatePolicy::Error => {
@@ -781,9 +824,38 @@ mod tests {
             dir.path(),
             RecboleConfig {
                 ratios: vec![0.9, 0.1],
-                ..rb
+                ..rb.clone()
             },
         );
         assert!(msg.contains("data.recbole.ratios"), "{msg}");
+        // Splits that come out empty say which setting emptied them.
+        write(
+            dir.path(),
+            "toy.inter",
+            "user_id:token\titem_id:token\trating:float\nu\ti\t1\nu\tj\t2\n",
+        );
+        let msg = err(dir.path(), rb.clone());
+        assert!(
+            msg.contains(
+                "toy.inter: the valid split is empty: data.recbole.ratios = [0.8, 0.1, 0.1]"
+            ),
+            "{msg}"
+        );
+        let strict = RecboleConfig {
+            min_rating: Some(4.0),
+            ..rb.clone()
+        };
+        let msg = err(dir.path(), strict);
+        assert!(
+            msg.contains("the train split is empty: no interaction is rated at least data.recbole.min_rating = 4"),
+            "{msg}"
+        );
+        let no_test = RecboleConfig {
+            ratios: vec![0.9, 0.1, 0.0],
+            ..rb
+        };
+        assert!(no_test
+            .problem()
+            .is_some_and(|(k, _, r)| k == "data.recbole.ratios" && r.contains("each > 0")));
     }
 }

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import csv
 import json
+import numbers
 import os
 import shutil
 import sysconfig
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
 
 from . import _native
 from ._native import PromaxError, __version__
@@ -41,13 +44,15 @@ Sets = Union[Mapping[str, Any], Iterable[str], None]
 
 
 def _toml_value(v: Any) -> str:
-    """A Python value as the TOML text `--set key=value` takes."""
-    if isinstance(v, bool):
+    """A Python (or NumPy) value as the TOML text `--set key=value` takes."""
+    if isinstance(v, (bool, np.bool_)):
         return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    if isinstance(v, numbers.Real):
+        return repr(float(v))
     if isinstance(v, str):
-        return json.dumps(v)
+        return json.dumps(v, ensure_ascii=False)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(f"cannot write {v!r} ({type(v).__name__}) as a config value")
@@ -136,7 +141,7 @@ class Run:
         fewer rankable items padded with -1 and NaN). Users are 0-based ids, or the
         dataset's own ids for a dataset with string ids (RecBole's); item ids are 0-based
         (`item_tokens()` maps them back)."""
-        if isinstance(users, (int, str)):
+        if isinstance(users, (str, numbers.Integral)):
             users = [users]
         return self._rec().top_k([str(u) for u in users], int(k))
 
@@ -243,7 +248,9 @@ def compare(
     config: PathLike, out: Optional[PathLike] = None, jobs: int = 1, sets: Sets = None
 ) -> Report:
     """Runs a compare file's matrix (resuming finished cells) and writes its report, as
-    `promax compare` does; default `out`: `runs/<file name>`."""
+    `promax compare` does; default `out`: `runs/<file name>`. Once started it runs to the
+    end (Ctrl-C takes effect when it returns); to stop it, end the process: the cells
+    resume on the next call."""
     exe = _promax_exe()
     folder = _native.matrix("compare", os.fspath(config), _sets(sets), exe, _path(out), int(jobs))
     return Report(folder)
@@ -252,7 +259,8 @@ def compare(
 def tune(
     config: PathLike, out: Optional[PathLike] = None, jobs: int = 1, sets: Sets = None
 ) -> Study:
-    """Runs a tune study (validation metric only; resumable), as `promax tune` does."""
+    """Runs a tune study (validation metric only; resumable), as `promax tune` does;
+    like :func:`compare`, it runs to the end once started."""
     exe = _promax_exe()
     folder = _native.matrix("tune", os.fspath(config), _sets(sets), exe, _path(out), int(jobs))
     return Study(folder)

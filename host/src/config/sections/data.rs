@@ -183,12 +183,16 @@ impl RecboleConfig {
             ));
         }
         let r = &self.ratios;
-        let shares_ok = r.len() == 3 && r.iter().all(|x| x.is_finite() && *x >= 0.0) && r[0] > 0.0;
+        let shares_ok = r.len() == 3
+            && r.iter().all(|x| x.is_finite() && *x > 0.0)
+            && r.iter().sum::<f64>().is_finite();
         if !shares_ok {
             return Some((
                 "data.recbole.ratios",
                 format!("{r:?}"),
-                "must be three shares [train, valid, test], each >= 0, train > 0".into(),
+                "must be three finite shares [train, valid, test], each > 0 (every split \
+                 must hold interactions)"
+                    .into(),
             ));
         }
         None
