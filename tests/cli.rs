@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{promax, repo, text};
+use common::{fails, promax, repo, text};
 
 /// A config that extends the quick start with fewer epochs.
 fn quick_config(dir: &Path, extra: &str) -> PathBuf {
@@ -275,6 +275,45 @@ fn bench_sdr_prints_the_documented_json() {
     }
     // The counting allocator saw the kernel's scratch, and it is small.
     assert!(v["extra_bytes"].as_u64().unwrap() < 64 << 20, "{v}");
+    assert!(
+        ["avx512", "avx2", "portable"].contains(&v["path"].as_str().unwrap()),
+        "{v}"
+    );
+    // A forced path is measured and named; portable runs anywhere, a typo is refused.
+    let o = promax(&[
+        "bench", "sdr", "--users", "64", "--items", "300", "--dim", "8", "--reps", "1", "--json",
+        "--path", "portable",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["path"], "portable");
+    let err = fails(&promax(&["bench", "sdr", "--path", "avx3"]));
+    assert!(
+        err.contains("--path \"avx3\": expected avx512, avx2 or portable"),
+        "{err}"
+    );
+}
+
+/// A run names its kernel path in metrics.json, and train.kernel_path forces one.
+#[test]
+fn a_run_names_its_kernel_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg_path = quick_config(tmp.path(), "");
+    let out = tmp.path().join("run");
+    let args = [
+        "train",
+        cfg_path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "train.kernel_path=\"portable\"",
+    ];
+    let o = promax(&args);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["kernel_path"], "portable");
 }
 
 /// `promax recommend`: named users to stdout, every user to a file; train items never

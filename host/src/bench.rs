@@ -18,6 +18,8 @@ pub struct SdrReport {
     pub items: usize,
     pub dim: usize,
     pub threads: usize,
+    /// The kernel path measured (`avx512`, `avx2`, `portable`).
+    pub path: &'static str,
     pub kernel_gflops: f64,
     pub matmul_gflops: f64,
     pub kernel_seconds: f64,
@@ -151,6 +153,7 @@ pub fn sdr(users: usize, items: usize, dim: usize, reps: usize) -> Result<SdrRep
         items,
         dim,
         threads: rayon::current_num_threads(),
+        path: promax_kernels::simd::active().name(),
         kernel_gflops: r.kernel_gflops,
         matmul_gflops: r.matmul_gflops,
         kernel_seconds: r.kernel_seconds,

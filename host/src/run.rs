@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::augment;
-use crate::config::{self, Config};
+use crate::config::{self, Config, KernelPathChoice};
 use crate::data::load_dataset;
 use crate::model::Model;
 use crate::registry::Registry;
@@ -29,6 +29,24 @@ pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> Result<T> + Sen
         .build()
         .context("setting up the thread pool")?
         .install(f)
+}
+
+/// Sets the process's kernel path to `train.kernel_path` (process-wide: one run at a time
+/// per process, as every entry point here trains); a level the CPU lacks is an error.
+pub fn use_kernel_path(cfg: &Config) -> Result<()> {
+    use promax_kernels::KernelPath;
+    let path = match cfg.train.kernel_path {
+        KernelPathChoice::Auto => None,
+        KernelPathChoice::Avx512 => Some(KernelPath::Avx512),
+        KernelPathChoice::Avx2 => Some(KernelPath::Avx2),
+        KernelPathChoice::Portable => Some(KernelPath::Portable),
+    };
+    promax_kernels::simd::force(path).map_err(|e| {
+        anyhow::anyhow!(
+            "config key `train.kernel_path` = {:?}: {e}",
+            cfg.train.kernel_path.as_str()
+        )
+    })
 }
 
 /// Where and how a run trains: its output folder (default: the run's own folder under
@@ -50,6 +68,7 @@ pub fn train(
 ) -> Result<(PathBuf, RunSummary)> {
     let cfg = config::load(config, sets)?;
     cfg.device.ensure_available()?;
+    use_kernel_path(&cfg)?;
     with_threads(cfg.train.threads, || train_config(&cfg, opts))
 }
 
@@ -147,6 +166,7 @@ pub fn resume(dir: &Path, on_epoch: Option<&EpochHook<'_>>) -> Result<RunSummary
         );
     }
     let cfg = config::load_run(&dir.join("config.toml"))?;
+    use_kernel_path(&cfg)?;
     with_threads(cfg.train.threads, || {
         let s = resume_config(&cfg, dir, &run_id, on_epoch)?;
         lock.release();

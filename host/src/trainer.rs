@@ -540,6 +540,7 @@ pub fn train(cfg: &Config, ds: &Dataset, model: Model, target: &RunTarget) -> Re
         eval_seconds: p.eval_secs / p.n_evals.max(1) as f64,
         total_seconds: total_before + run_start.elapsed().as_secs_f64(),
         threads: rayon::current_num_threads(),
+        kernel_path: promax_kernels::simd::active().name().to_owned(),
         n_params: t.model.n_params(),
         test_groups: crate::eval::user_groups(
             &test,

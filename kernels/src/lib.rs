@@ -32,12 +32,14 @@ pub mod graph;
 pub mod infonce;
 pub mod pca;
 mod products;
+pub mod simd;
 pub mod softmax;
 pub mod spmm;
 pub mod topk;
 
 pub use cpu::CpuKernels;
 pub use csr::CsrMatrix;
+pub use simd::KernelPath;
 
 /// Why a kernel refused its arguments.
 #[derive(thiserror::Error, Debug)]

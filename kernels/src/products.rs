@@ -25,6 +25,7 @@
 
 use ndarray::{linalg::general_mat_mul, ArrayView2, ArrayViewMut2, ShapeBuilder};
 
+use crate::simd::KernelPath;
 use crate::KernelError;
 
 /// Row counts of blocks are multiples of this (the register tile's rows).
@@ -68,6 +69,10 @@ impl Panels {
 pub(crate) enum Products {
     /// Register-tiled AVX-512F kernels (the CPU has been checked to support them).
     Avx512,
+    /// The same tiles at half the width on AVX2 + FMA (checked likewise): every output
+    /// element is accumulated in the same order with the same fused multiply-adds, so the
+    /// results are bit-identical to the AVX-512 ones.
+    Avx2,
     /// matrixmultiply through ndarray, any CPU.
     Portable,
 }
@@ -82,18 +87,32 @@ pub(crate) struct RowMajor<'a> {
 }
 
 impl Products {
-    /// The fastest implementation this CPU supports.
+    /// The implementation of the active kernel path ([`crate::simd::active`]: the fastest
+    /// this CPU supports, unless one was forced).
     pub(crate) fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return Products::Avx512;
+        match crate::simd::active() {
+            KernelPath::Avx512 => Products::Avx512,
+            KernelPath::Avx2 => Products::Avx2,
+            KernelPath::Portable => Products::Portable,
         }
-        Products::Portable
+    }
+
+    /// Every implementation this CPU can run, the portable one first (for tests).
+    #[cfg(test)]
+    pub(crate) fn supported() -> Vec<Self> {
+        let mut v = vec![Products::Portable];
+        if KernelPath::Avx2.supported() {
+            v.push(Products::Avx2);
+        }
+        if KernelPath::Avx512.supported() {
+            v.push(Products::Avx512);
+        }
+        v
     }
 
     /// Whether [`Products::logits`] needs the column table as [`Panels`].
     pub(crate) fn wants_panels(self) -> bool {
-        self == Products::Avx512
+        self != Products::Portable
     }
 
     /// `z[r][c] = alpha · Σ_{j<k} a[r][j] · b[c][j]` for `a.rows` rows (a multiple of
@@ -127,6 +146,14 @@ impl Products {
                 // SAFETY: AVX-512F was detected when `self` was made; the checks above
                 // bound every access (rows × stride of a, panels of m_pad × k, z).
                 unsafe { avx512::logits(a.data, a.stride, k, a.rows, &p.data, m_pad, alpha, z) };
+                Ok(())
+            }
+            #[cfg(target_arch = "x86_64")]
+            (Products::Avx2, Some(p)) => {
+                check(p.k == k && p.data.len() == m_pad * k, "logits panels")?;
+                // SAFETY: AVX2 and FMA were detected when `self` was made; the checks above
+                // bound every access, as for AVX-512.
+                unsafe { avx2::logits(a.data, a.stride, k, a.rows, &p.data, m_pad, alpha, z) };
                 Ok(())
             }
             _ => {
@@ -169,6 +196,12 @@ impl Products {
                 unsafe { avx512::grad_rows(dz.data, dz.stride, dz.rows, m, b.data, dp, g) };
                 Ok(())
             }
+            #[cfg(target_arch = "x86_64")]
+            Products::Avx2 => {
+                // SAFETY: AVX2 + FMA detected; accesses bounded by the checks above.
+                unsafe { avx2::grad_rows(dz.data, dz.stride, dz.rows, m, b.data, dp, g) };
+                Ok(())
+            }
             _ => {
                 let zv = view(dz.data, (dz.rows, m), (dz.stride, 1))?;
                 let bv = view(b.data, (m, dp), (dp, 1))?;
@@ -203,6 +236,12 @@ impl Products {
             Products::Avx512 => {
                 // SAFETY: AVX-512F detected; accesses bounded by the checks above.
                 unsafe { avx512::grad_cols(dz, m_pad, rows, a.data, dp, h) };
+                Ok(())
+            }
+            #[cfg(target_arch = "x86_64")]
+            Products::Avx2 => {
+                // SAFETY: AVX2 + FMA detected; accesses bounded by the checks above.
+                unsafe { avx2::grad_cols(dz, m_pad, rows, a.data, dp, h) };
                 Ok(())
             }
             _ => {
@@ -376,6 +415,135 @@ mod avx512 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    //! The AVX-512 tiles at 8 lanes: 4 rows × 16 columns (or features) per tile, 8
+    //! accumulators of the 16 YMM registers, each output element accumulated over the inner
+    //! dimension in the AVX-512 kernels' order. Callers guarantee the bounds. The loops
+    //! mirror `avx512`'s line for line on purpose: the two must stay in step for their
+    //! results to stay bit-identical (tested), and the intrinsics differ in every line.
+    use std::arch::x86_64::*;
+
+    use super::{COL_ALIGN, ROW_ALIGN, WIDTH_CHUNK};
+
+    /// Rows (columns for `grad_cols`) per tile.
+    const MR: usize = 4;
+    /// Lanes per tile: two YMM registers.
+    const NR: usize = 16;
+    const _: () = assert!(
+        ROW_ALIGN.is_multiple_of(MR)
+            && COL_ALIGN.is_multiple_of(NR)
+            && WIDTH_CHUNK.is_multiple_of(NR)
+    );
+
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn logits(
+        a: &[f32],
+        a_stride: usize,
+        k: usize,
+        rows: usize,
+        panels: &[f32],
+        m_pad: usize,
+        alpha: f32,
+        z: &mut [f32],
+    ) {
+        let al = _mm256_set1_ps(alpha);
+        let (a, panels, z) = (a.as_ptr(), panels.as_ptr(), z.as_mut_ptr());
+        for r0 in (0..rows).step_by(MR) {
+            let a = a.add(r0 * a_stride);
+            for p in 0..m_pad / COL_ALIGN {
+                for half in (0..COL_ALIGN).step_by(NR) {
+                    let bp = panels.add(p * k * COL_ALIGN + half);
+                    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+                    for j in 0..k {
+                        let b0 = _mm256_loadu_ps(bp.add(j * COL_ALIGN));
+                        let b1 = _mm256_loadu_ps(bp.add(j * COL_ALIGN + 8));
+                        for (i, acc) in acc.iter_mut().enumerate() {
+                            let av = _mm256_set1_ps(*a.add(i * a_stride + j));
+                            acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+                            acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+                        }
+                    }
+                    for (i, acc) in acc.iter().enumerate() {
+                        let zr = z.add((r0 + i) * m_pad + p * COL_ALIGN + half);
+                        _mm256_storeu_ps(zr, _mm256_mul_ps(acc[0], al));
+                        _mm256_storeu_ps(zr.add(8), _mm256_mul_ps(acc[1], al));
+                    }
+                }
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn grad_rows(
+        dz: &[f32],
+        dz_stride: usize,
+        rows: usize,
+        m: usize,
+        b: &[f32],
+        dp: usize,
+        g: &mut [f32],
+    ) {
+        let (dz, b, g) = (dz.as_ptr(), b.as_ptr(), g.as_mut_ptr());
+        for r0 in (0..rows).step_by(MR) {
+            let dz = dz.add(r0 * dz_stride);
+            for j in (0..dp).step_by(NR) {
+                let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+                let b = b.add(j);
+                for c in 0..m {
+                    let b0 = _mm256_loadu_ps(b.add(c * dp));
+                    let b1 = _mm256_loadu_ps(b.add(c * dp + 8));
+                    for (i, acc) in acc.iter_mut().enumerate() {
+                        let s = _mm256_set1_ps(*dz.add(i * dz_stride + c));
+                        acc[0] = _mm256_fmadd_ps(s, b0, acc[0]);
+                        acc[1] = _mm256_fmadd_ps(s, b1, acc[1]);
+                    }
+                }
+                for (i, acc) in acc.iter().enumerate() {
+                    let gr = g.add((r0 + i) * dp + j);
+                    _mm256_storeu_ps(gr, acc[0]);
+                    _mm256_storeu_ps(gr.add(8), acc[1]);
+                }
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn grad_cols(
+        dz: &[f32],
+        m_pad: usize,
+        rows: usize,
+        a: &[f32],
+        dp: usize,
+        h: &mut [f32],
+    ) {
+        let (dz, a, h) = (dz.as_ptr(), a.as_ptr(), h.as_mut_ptr());
+        for c0 in (0..m_pad).step_by(MR) {
+            for j in (0..dp).step_by(NR) {
+                let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+                for r in 0..rows {
+                    let ar = a.add(r * dp + j);
+                    let a0 = _mm256_loadu_ps(ar);
+                    let a1 = _mm256_loadu_ps(ar.add(8));
+                    let zr = dz.add(r * m_pad + c0);
+                    for (i, acc) in acc.iter_mut().enumerate() {
+                        let s = _mm256_set1_ps(*zr.add(i));
+                        acc[0] = _mm256_fmadd_ps(s, a0, acc[0]);
+                        acc[1] = _mm256_fmadd_ps(s, a1, acc[1]);
+                    }
+                }
+                for (i, acc) in acc.iter().enumerate() {
+                    let hr = h.add((c0 + i) * dp + j);
+                    _mm256_storeu_ps(hr, _mm256_add_ps(_mm256_loadu_ps(hr), acc[0]));
+                    let hr = hr.add(8);
+                    _mm256_storeu_ps(hr, _mm256_add_ps(_mm256_loadu_ps(hr), acc[1]));
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,11 +554,7 @@ mod tests {
     }
 
     fn backends() -> Vec<Products> {
-        let mut v = vec![Products::Portable];
-        if Products::detect() == Products::Avx512 {
-            v.push(Products::Avx512);
-        }
-        v
+        Products::supported()
     }
 
     fn close(what: &str, got: &[f32], want: &[f64]) {
@@ -454,6 +618,7 @@ mod tests {
             rows: m,
             stride: dp,
         };
+        let mut tiled: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = Vec::new();
         for be in backends() {
             let panels = be.wants_panels().then(|| Panels::pack(&b, dp, k, m, m_pad));
             let mut z = vec![f32::NAN; rows * m_pad];
@@ -471,6 +636,13 @@ mod tests {
             let mut h = h0.clone();
             be.grad_cols(&dz, m_pad, ar, &mut h).unwrap();
             close(&format!("{be:?} grad_cols"), &h, &want_h);
+            if be != Products::Portable {
+                tiled.push((z, g, h));
+            }
+        }
+        // The tiled paths accumulate every element in one order: bit-identical.
+        for other in tiled.iter().skip(1) {
+            assert!(other == &tiled[0], "AVX2 and AVX-512 products differ");
         }
     }
 

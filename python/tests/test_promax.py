@@ -245,12 +245,18 @@ def test_ctrl_c_stops_a_run_on_its_own_thread_pool(tmp_path):
 
     sets = dict(SMALL, **{"data.synthetic.n_users": 3000, "data.synthetic.n_items": 2000,
                           "train.max_epochs": 400, "eval.patience": 400})
+    # Python's own Ctrl-C handler, as in a terminal or a notebook: a process started in the
+    # background (as CI may be) inherits SIGINT ignored, and Python then installs none.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
     start = time.monotonic()
     timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        promax.train(QUICK, sets=sets, out=tmp_path / "run")
-    timer.cancel()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            promax.train(QUICK, sets=sets, out=tmp_path / "run")
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - start < 30
     assert not (tmp_path / "run" / "metrics.json").exists()
     assert (tmp_path / "run" / "config.toml").is_file()

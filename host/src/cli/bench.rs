@@ -1,7 +1,8 @@
 //! `promax bench`.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
+use promax_kernels::KernelPath;
 
 #[derive(Subcommand)]
 pub enum BenchWhat {
@@ -20,6 +21,10 @@ pub enum BenchWhat {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Kernel path: `avx512`, `avx2` or `portable` (default: the fastest this CPU
+        /// supports), so that one machine measures every path it has.
+        #[arg(long)]
+        path: Option<String>,
     },
 }
 
@@ -31,8 +36,16 @@ pub fn cmd_bench(what: BenchWhat) -> Result<()> {
             dim,
             reps,
             json,
+            path,
         } => {
             promax::bench::check_sizes(users, items, dim, reps)?;
+            if let Some(name) = path {
+                let p = KernelPath::parse(&name).with_context(|| {
+                    format!("--path {name:?}: expected avx512, avx2 or portable")
+                })?;
+                promax_kernels::simd::force(Some(p))
+                    .map_err(|e| anyhow::anyhow!("--path {name}: {e}"))?;
+            }
             let r = promax::bench::sdr(users, items, dim, reps)?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
@@ -42,9 +55,10 @@ pub fn cmd_bench(what: BenchWhat) -> Result<()> {
                     None => "not measured (only the promax binary counts allocations)".into(),
                 };
                 println!(
-                    "SDR kernel (fwd+bwd) B={users} N={items} d={dim}, {} threads: {:.1} GFLOP/s ({:.1} ms); \
+                    "SDR kernel (fwd+bwd, {} path) B={users} N={items} d={dim}, {} threads: {:.1} GFLOP/s ({:.1} ms); \
                      dense matmul same run: {:.1} GFLOP/s; kernel extra memory {extra} \
                      (a dense B×N matrix: {:.1} MiB)",
+                    r.path,
                     r.threads,
                     r.kernel_gflops,
                     r.kernel_seconds * 1e3,

@@ -37,10 +37,10 @@ pub(crate) use layering::load_layers_with_env;
 pub use layering::{load, load_layers, load_optional, load_run, ENV_NOT_CONFIG, ENV_PREFIX};
 pub use sections::{
     AugmentConfig, AugmentSource, DataConfig, DataKind, Device, DuplicatePolicy, EmbedConfig,
-    EvalConfig, LlmConfig, ModelConfig, ProfileConfig, ProfilesConfig, RecboleConfig, RecboleOrder,
-    RecboleSplit, ReductionMode, RerankMode, RunConfig, SyntheticConfig, TrainConfig,
-    MAX_BACKOFF_MS, MAX_CONCURRENCY, MAX_EMBED_BATCH, MAX_RETRIES, MAX_TIMEOUT_SECS, MAX_TOKENS,
-    METRICS,
+    EvalConfig, KernelPathChoice, LlmConfig, ModelConfig, ProfileConfig, ProfilesConfig,
+    RecboleConfig, RecboleOrder, RecboleSplit, ReductionMode, RerankMode, RunConfig,
+    SyntheticConfig, TrainConfig, MAX_BACKOFF_MS, MAX_CONCURRENCY, MAX_EMBED_BATCH, MAX_RETRIES,
+    MAX_TIMEOUT_SECS, MAX_TOKENS, METRICS,
 };
 
 /// The whole resolved configuration of one run.

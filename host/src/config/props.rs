@@ -144,6 +144,12 @@ fn valid_config() -> impl Strategy<Value = Config> {
                 reg_weight: reg,
                 threads,
                 checkpoint_every: epochs % 7,
+                kernel_path: [
+                    KernelPathChoice::Auto,
+                    KernelPathChoice::Avx512,
+                    KernelPathChoice::Avx2,
+                    KernelPathChoice::Portable,
+                ][seed as usize % 4],
             };
             let ks: Vec<usize> = e.2.into_iter().collect();
             let metric = format!("{}@{}", METRICS[e.3], ks[e.3 % ks.len()]);

@@ -47,6 +47,10 @@ pub struct RunSummary {
     pub eval_seconds: f64,
     pub total_seconds: f64,
     pub threads: usize,
+    /// The CPU kernels' SIMD level (`avx512`, `avx2`, `portable`); empty in folders
+    /// written before runs named it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kernel_path: String,
     pub n_params: usize,
     pub valid: BTreeMap<String, f64>,
     pub test: BTreeMap<String, f64>,

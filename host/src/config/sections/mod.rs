@@ -77,4 +77,4 @@ pub use llm::{
 pub use model::ModelConfig;
 pub use profile::{EmbedConfig, ProfileConfig, MAX_EMBED_BATCH};
 pub use run::RunConfig;
-pub use train::TrainConfig;
+pub use train::{KernelPathChoice, TrainConfig};

@@ -5,6 +5,20 @@ use serde::{Deserialize, Serialize};
 use crate::config::check::{bad, in_range};
 use crate::config::{limits, ConfigError};
 
+named_options! {
+    /// `train.kernel_path`: the SIMD level of the hand-written CPU kernels.
+    KernelPathChoice {
+        /// The fastest this CPU supports.
+        Auto = "auto",
+        /// AVX-512F register tiles.
+        Avx512 = "avx512",
+        /// AVX2 + FMA register tiles.
+        Avx2 = "avx2",
+        /// matrixmultiply and auto-vectorised loops, any CPU.
+        Portable = "portable",
+    }
+}
+
 /// Optimisation settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -23,6 +37,10 @@ pub struct TrainConfig {
     pub threads: usize,
     /// Write the resumable checkpoint every this many epochs; 0 = at each evaluation.
     pub checkpoint_every: usize,
+    /// The CPU kernels' SIMD level: `"auto"` (the fastest this CPU supports), or one of
+    /// `"avx512"`, `"avx2"`, `"portable"` to compare them (a level the CPU lacks is refused
+    /// when the run starts). The run's `metrics.json` names the one it used.
+    pub kernel_path: KernelPathChoice,
 }
 
 impl Default for TrainConfig {
@@ -35,6 +53,7 @@ impl Default for TrainConfig {
             reg_weight: 1e-6,
             threads: 0,
             checkpoint_every: 0,
+            kernel_path: KernelPathChoice::Auto,
         }
     }
 }
