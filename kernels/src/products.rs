@@ -420,8 +420,9 @@ mod avx2 {
     //! The AVX-512 tiles at 8 lanes: 4 rows × 16 columns (or features) per tile, 8
     //! accumulators of the 16 YMM registers, each output element accumulated over the inner
     //! dimension in the AVX-512 kernels' order. Callers guarantee the bounds. The loops
-    //! mirror `avx512`'s line for line on purpose: the two must stay in step for their
-    //! results to stay bit-identical (tested), and the intrinsics differ in every line.
+    //! mirror `avx512`'s on purpose (the two must stay in step for their results to stay
+    //! bit-identical, tested); only the order in which tiles visit memory differs, so that
+    //! the smaller tiles reread their operands from L1 rather than L2.
     use std::arch::x86_64::*;
 
     use super::{COL_ALIGN, ROW_ALIGN, WIDTH_CHUNK};
@@ -430,6 +431,8 @@ mod avx2 {
     const MR: usize = 4;
     /// Lanes per tile: two YMM registers.
     const NR: usize = 16;
+    /// Floats of `b` per chunk of [`grad_rows`]: 16 KiB, half of a 32 KiB L1.
+    const CHUNK_FLOATS: usize = 4096;
     const _: () = assert!(
         ROW_ALIGN.is_multiple_of(MR)
             && COL_ALIGN.is_multiple_of(NR)
@@ -450,25 +453,29 @@ mod avx2 {
     ) {
         let al = _mm256_set1_ps(alpha);
         let (a, panels, z) = (a.as_ptr(), panels.as_ptr(), z.as_mut_ptr());
-        for r0 in (0..rows).step_by(MR) {
-            let a = a.add(r0 * a_stride);
+        // The panel loop runs outside the tiles of one ROW_ALIGN group, so that each panel
+        // is read from L2 once per group (as the AVX-512 tile does) and then from L1.
+        for g0 in (0..rows).step_by(ROW_ALIGN) {
             for p in 0..m_pad / COL_ALIGN {
-                for half in (0..COL_ALIGN).step_by(NR) {
-                    let bp = panels.add(p * k * COL_ALIGN + half);
-                    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-                    for j in 0..k {
-                        let b0 = _mm256_loadu_ps(bp.add(j * COL_ALIGN));
-                        let b1 = _mm256_loadu_ps(bp.add(j * COL_ALIGN + 8));
-                        for (i, acc) in acc.iter_mut().enumerate() {
-                            let av = _mm256_set1_ps(*a.add(i * a_stride + j));
-                            acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
-                            acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+                for r0 in (g0..g0 + ROW_ALIGN).step_by(MR) {
+                    let a = a.add(r0 * a_stride);
+                    for half in (0..COL_ALIGN).step_by(NR) {
+                        let bp = panels.add(p * k * COL_ALIGN + half);
+                        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+                        for j in 0..k {
+                            let b0 = _mm256_loadu_ps(bp.add(j * COL_ALIGN));
+                            let b1 = _mm256_loadu_ps(bp.add(j * COL_ALIGN + 8));
+                            for (i, acc) in acc.iter_mut().enumerate() {
+                                let av = _mm256_set1_ps(*a.add(i * a_stride + j));
+                                acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+                                acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+                            }
                         }
-                    }
-                    for (i, acc) in acc.iter().enumerate() {
-                        let zr = z.add((r0 + i) * m_pad + p * COL_ALIGN + half);
-                        _mm256_storeu_ps(zr, _mm256_mul_ps(acc[0], al));
-                        _mm256_storeu_ps(zr.add(8), _mm256_mul_ps(acc[1], al));
+                        for (i, acc) in acc.iter().enumerate() {
+                            let zr = z.add((r0 + i) * m_pad + p * COL_ALIGN + half);
+                            _mm256_storeu_ps(zr, _mm256_mul_ps(acc[0], al));
+                            _mm256_storeu_ps(zr.add(8), _mm256_mul_ps(acc[1], al));
+                        }
                     }
                 }
             }
@@ -485,25 +492,43 @@ mod avx2 {
         dp: usize,
         g: &mut [f32],
     ) {
+        // The AVX-512 tile covers a group's whole output (8 rows × 32 features) in one
+        // sweep of `b`; here that takes four tiles, so the sweep is cut into chunks of `b`
+        // that stay in L1 while the four tiles pass over them, each tile parking its
+        // accumulators in `g` between chunks. A stored and reloaded f32 is exact, so every
+        // element still sees the same fused multiply-adds in the same order.
+        let chunk = (CHUNK_FLOATS / dp).max(1);
         let (dz, b, g) = (dz.as_ptr(), b.as_ptr(), g.as_mut_ptr());
-        for r0 in (0..rows).step_by(MR) {
-            let dz = dz.add(r0 * dz_stride);
-            for j in (0..dp).step_by(NR) {
-                let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-                let b = b.add(j);
-                for c in 0..m {
-                    let b0 = _mm256_loadu_ps(b.add(c * dp));
-                    let b1 = _mm256_loadu_ps(b.add(c * dp + 8));
-                    for (i, acc) in acc.iter_mut().enumerate() {
-                        let s = _mm256_set1_ps(*dz.add(i * dz_stride + c));
-                        acc[0] = _mm256_fmadd_ps(s, b0, acc[0]);
-                        acc[1] = _mm256_fmadd_ps(s, b1, acc[1]);
+        for g0 in (0..rows).step_by(ROW_ALIGN) {
+            // m = 0 still runs one (empty) chunk, which writes the zeros.
+            for c0 in (0..m.max(1)).step_by(chunk) {
+                let c1 = (c0 + chunk).min(m);
+                for r0 in (g0..g0 + ROW_ALIGN).step_by(MR) {
+                    let dz = dz.add(r0 * dz_stride);
+                    for j in (0..dp).step_by(NR) {
+                        let gt = g.add(r0 * dp + j);
+                        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+                        if c0 > 0 {
+                            for (i, acc) in acc.iter_mut().enumerate() {
+                                acc[0] = _mm256_loadu_ps(gt.add(i * dp));
+                                acc[1] = _mm256_loadu_ps(gt.add(i * dp + 8));
+                            }
+                        }
+                        let b = b.add(j);
+                        for c in c0..c1 {
+                            let b0 = _mm256_loadu_ps(b.add(c * dp));
+                            let b1 = _mm256_loadu_ps(b.add(c * dp + 8));
+                            for (i, acc) in acc.iter_mut().enumerate() {
+                                let s = _mm256_set1_ps(*dz.add(i * dz_stride + c));
+                                acc[0] = _mm256_fmadd_ps(s, b0, acc[0]);
+                                acc[1] = _mm256_fmadd_ps(s, b1, acc[1]);
+                            }
+                        }
+                        for (i, acc) in acc.iter().enumerate() {
+                            _mm256_storeu_ps(gt.add(i * dp), acc[0]);
+                            _mm256_storeu_ps(gt.add(i * dp + 8), acc[1]);
+                        }
                     }
-                }
-                for (i, acc) in acc.iter().enumerate() {
-                    let gr = g.add((r0 + i) * dp + j);
-                    _mm256_storeu_ps(gr, acc[0]);
-                    _mm256_storeu_ps(gr.add(8), acc[1]);
                 }
             }
         }
@@ -569,9 +594,16 @@ mod tests {
 
     #[test]
     fn products_match_naive_on_every_backend() {
-        let mut rng = SplitMix(31);
-        // k = 5 (< stride) and a table of 37 rows padded to 64 columns.
-        let (rows, k, dp, m, m_pad) = (16, 5, 32, 37, 64);
+        // k = 5 (< stride) and a table of 37 rows padded to 64 columns; then a table long
+        // enough for several of the AVX2 row gradient's chunks (64 rows each at dp = 64),
+        // the last one partial.
+        products_match_naive(31, (16, 5, 32, 37, 64));
+        products_match_naive(32, (24, 40, 64, 300, 320));
+    }
+
+    fn products_match_naive(seed: u64, shape: (usize, usize, usize, usize, usize)) {
+        let mut rng = SplitMix(seed);
+        let (rows, k, dp, m, m_pad) = shape;
         let a = random(&mut rng, rows * dp);
         let b = random(&mut rng, m * dp);
         let dz = {
