@@ -31,7 +31,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::products::{Panels, Products, RowMajor, COL_ALIGN, ROW_ALIGN, WIDTH_CHUNK};
-use crate::KernelError;
+use crate::{KernelError, KernelPath};
 
 /// Target size of one block's logit rows (plus target rows): about half this machine's
 /// 2 MiB L2, so the products that write a block and the sweeps that read it hit cache.
@@ -161,9 +161,12 @@ pub(crate) trait RowRule: Sync {
     /// Rows `rows` (global indices, all real) of the logits: `z` holds `rows.len()` rows of
     /// stride `stride`, of which the first `m` columns are real (and so for `t`, the target
     /// logits, when the problem has a target). When [`run`] is asked for gradients the rule
-    /// must overwrite `z[.., ..m]` with `dL/dz`. Returns the rows' loss.
+    /// must overwrite `z[.., ..m]` with `dL/dz`. Returns the rows' loss. `path` is the
+    /// kernel path of the engine's products, for the rule's own SIMD loops.
+    #[allow(clippy::too_many_arguments)]
     fn rows(
         &self,
+        path: KernelPath,
         rows: Range<usize>,
         z: &mut [f32],
         t: Option<&mut [f32]>,
@@ -351,6 +354,7 @@ impl Ctx<'_> {
             };
             let out = &mut outs[real.start - rows.start.min(self.n)..][..real.len()];
             loss += rule.rows(
+                self.products.path(),
                 real.clone(),
                 &mut z[..real.len() * m_pad],
                 t.map(|t| &mut t[..real.len() * m_pad]),

@@ -19,7 +19,7 @@ use crate::fastexp::{dispatch, lane_sum, max, SimdKernel, LANES};
 use crate::fused::{self, Operands, Problem, RowRule, Table};
 use crate::products::{Products, ROW_ALIGN};
 use crate::softmax::{check_dim, check_tau, exp_in_place, rows_of, FLUSH};
-use crate::{check_len, KernelError};
+use crate::{check_len, KernelError, KernelPath};
 
 /// InfoNCE with row-aligned positives (see [`InfoNceRequest`]): rows `a_r` (n × dim),
 /// candidates `b_c` (m × dim, m ≥ n), `z_rc = cos(a_r, b_c) / tau` over ALL rows of `b`,
@@ -255,6 +255,7 @@ impl RowRule for PairsRule<'_> {
 
     fn rows(
         &self,
+        path: KernelPath,
         rows: Range<usize>,
         z: &mut [f32],
         _t: Option<&mut [f32]>,
@@ -262,13 +263,16 @@ impl RowRule for PairsRule<'_> {
         m: usize,
         _out: &mut [()],
     ) -> f64 {
-        dispatch(PairRows {
-            rule: self,
-            rows,
-            z,
-            stride,
-            m,
-        })
+        dispatch(
+            path,
+            PairRows {
+                rule: self,
+                rows,
+                z,
+                stride,
+                m,
+            },
+        )
     }
 }
 

@@ -97,6 +97,15 @@ impl Products {
         }
     }
 
+    /// The kernel path this implementation belongs to.
+    pub(crate) fn path(self) -> KernelPath {
+        match self {
+            Products::Avx512 => KernelPath::Avx512,
+            Products::Avx2 => KernelPath::Avx2,
+            Products::Portable => KernelPath::Portable,
+        }
+    }
+
     /// Every implementation this CPU can run, the portable one first (for tests).
     #[cfg(test)]
     pub(crate) fn supported() -> Vec<Self> {

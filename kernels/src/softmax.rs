@@ -17,7 +17,7 @@ use promax_plugin_api::{SoftCeRequest, SoftmaxStatsRequest};
 use crate::fastexp::{dispatch, exp, lane_sum, max, SimdKernel, LANES};
 use crate::fused::{self, Operands, Problem, RowRule, Table};
 use crate::products::{Products, ROW_ALIGN};
-use crate::{check_len, checked_mul, KernelError};
+use crate::{check_len, checked_mul, KernelError, KernelPath};
 
 // ---------------------------------------------------------------------------------------
 // Public kernels
@@ -237,6 +237,7 @@ impl RowRule for StatsRule {
 
     fn rows(
         &self,
+        path: KernelPath,
         _rows: Range<usize>,
         z: &mut [f32],
         _t: Option<&mut [f32]>,
@@ -244,7 +245,7 @@ impl RowRule for StatsRule {
         m: usize,
         out: &mut [(f32, f32)],
     ) -> f64 {
-        dispatch(StatsRows { z, stride, m, out });
+        dispatch(path, StatsRows { z, stride, m, out });
         0.0
     }
 }
@@ -305,6 +306,7 @@ impl RowRule for SoftCeRule<'_> {
 
     fn rows(
         &self,
+        path: KernelPath,
         rows: Range<usize>,
         z: &mut [f32],
         t: Option<&mut [f32]>,
@@ -313,14 +315,17 @@ impl RowRule for SoftCeRule<'_> {
         _out: &mut [()],
     ) -> f64 {
         match t {
-            Some(t) => dispatch(SoftCeRows {
-                z,
-                t,
-                stride,
-                m,
-                target_lse: &self.target_lse[rows.clone()],
-                w: &self.w[rows],
-            }),
+            Some(t) => dispatch(
+                path,
+                SoftCeRows {
+                    z,
+                    t,
+                    stride,
+                    m,
+                    target_lse: &self.target_lse[rows.clone()],
+                    w: &self.w[rows],
+                },
+            ),
             // soft_ce_all_items always gives the engine a target.
             None => f64::NAN,
         }
