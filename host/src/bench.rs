@@ -2,7 +2,10 @@
 //! matmul measured in the same run, and the kernel's peak extra memory.
 
 use anyhow::{anyhow, Result};
-use promax_kernels::{bench::bench_sdr, CpuKernels};
+use promax_kernels::{
+    bench::{bench_sdr, bench_spmm},
+    CpuKernels,
+};
 use promax_plugin_api::sdk::rows::unit_rows;
 use promax_plugin_api::sdk::Compute;
 use promax_plugin_api::testing::SplitMix;
@@ -111,16 +114,12 @@ pub fn check_sizes(users: usize, items: usize, dim: usize, reps: usize) -> Resul
             reason,
         })
     };
-    for (flag, v, hi) in [
+    in_ranges(&[
         ("users", users, MAX_BENCH_ROWS),
         ("items", items, MAX_BENCH_ROWS),
         ("dim", dim, MAX_BENCH_DIM),
         ("reps", reps, MAX_BENCH_REPS),
-    ] {
-        if !(1..=hi).contains(&v) {
-            return bad(flag, v, format!("must be between 1 and {hi}"));
-        }
-    }
+    ])?;
     let over = |a: usize, b: usize, cap: usize| a.checked_mul(b).is_none_or(|p| p > cap);
     if over(users, items, MAX_DENSE_VALUES) {
         return bad(
@@ -139,6 +138,20 @@ pub fn check_sizes(users: usize, items: usize, dim: usize, reps: usize) -> Resul
                 rows,
                 format!("{flag} × dim = {rows} × {dim} exceeds {MAX_TABLE_VALUES} values"),
             );
+        }
+    }
+    Ok(())
+}
+
+/// Each `(flag, value, max)` must lie in `1..=max`.
+fn in_ranges(flags: &[(&'static str, usize, usize)]) -> Result<(), SizeError> {
+    for &(flag, value, hi) in flags {
+        if !(1..=hi).contains(&value) {
+            return Err(SizeError {
+                flag,
+                value,
+                reason: format!("must be between 1 and {hi}"),
+            });
         }
     }
     Ok(())
@@ -164,9 +177,99 @@ pub fn sdr(users: usize, items: usize, dim: usize, reps: usize) -> Result<SdrRep
     })
 }
 
+/// What `promax bench spmm --json` prints.
+#[derive(Debug, Serialize)]
+pub struct SpmmReport {
+    pub users: usize,
+    pub items: usize,
+    pub per_user: usize,
+    pub dim: usize,
+    pub nnz: usize,
+    pub threads: usize,
+    /// The kernel path measured (`avx512`, `avx2`, `portable`).
+    pub path: &'static str,
+    pub seconds: f64,
+    pub gflops: f64,
+    /// Bytes of `x` rows gathered per second (`nnz · dim · 4 / seconds`), the traffic that
+    /// bounds a propagation step.
+    pub gather_gb_per_s: f64,
+}
+
+/// Largest `--per-user` of `promax bench spmm`.
+pub const MAX_PER_USER: usize = 10_000;
+
+/// Runs one graph propagation step (sizes checked first: the graph holds
+/// `2 · users · per_user` entries, the tables `(users + items) × dim` floats).
+pub fn spmm(
+    users: usize,
+    items: usize,
+    per_user: usize,
+    dim: usize,
+    reps: usize,
+) -> Result<SpmmReport> {
+    in_ranges(&[
+        ("users", users, MAX_BENCH_ROWS),
+        ("items", items, MAX_BENCH_ROWS),
+        ("per-user", per_user, MAX_PER_USER),
+        ("dim", dim, MAX_BENCH_DIM),
+        ("reps", reps, MAX_BENCH_REPS),
+    ])?;
+    let too_big = |flag, value, what: String| -> Result<(), SizeError> {
+        Err(SizeError {
+            flag,
+            value,
+            reason: format!("{what} exceeds {MAX_TABLE_VALUES}"),
+        })
+    };
+    // Bounded above: no overflow.
+    let (nodes, entries) = (users + items, 2 * users * per_user);
+    if nodes * dim > MAX_TABLE_VALUES {
+        too_big(
+            "dim",
+            dim,
+            format!("(users + items) × dim = {nodes} × {dim}"),
+        )?;
+    }
+    if entries > MAX_TABLE_VALUES {
+        too_big(
+            "per-user",
+            per_user,
+            format!("2 × users × per-user = {entries} graph entries"),
+        )?;
+    }
+    let r = bench_spmm(users, items, per_user, dim, reps, 2025).map_err(|e| anyhow!("{e}"))?;
+    Ok(SpmmReport {
+        users,
+        items,
+        per_user,
+        dim,
+        nnz: r.nnz,
+        threads: rayon::current_num_threads(),
+        path: promax_kernels::simd::active().name(),
+        seconds: r.seconds,
+        gflops: r.gflops,
+        gather_gb_per_s: r.nnz as f64 * dim as f64 * 4.0 / r.seconds / 1e9,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spmm_sizes_are_checked_before_allocation() {
+        let r = spmm(50, 40, 3, 16, 1).expect("small shape");
+        assert!(r.nnz > 0 && r.gflops > 0.0);
+        for ((u, i, k, d), flag) in [
+            ((50, 40, 0, 16), "--per-user"),
+            ((5_000_000, 40, 10_000, 16), "--per-user"),
+            ((50, 0, 3, 16), "--items"),
+            ((50, 40, 3, 0), "--dim"),
+        ] {
+            let e = spmm(u, i, k, d, 1).unwrap_err().to_string();
+            assert!(e.starts_with(flag), "{e}");
+        }
+    }
 
     #[test]
     fn sizes_are_bounded_before_allocation() {

@@ -112,6 +112,66 @@ pub fn bench_sdr(
     })
 }
 
+/// What [`bench_spmm`] measured (best of the repetitions, after one warm-up call).
+#[derive(Clone, Copy, Debug)]
+pub struct SpmmBench {
+    /// Nonzeros of the graph: both directions of every user–item pair.
+    pub nnz: usize,
+    /// One propagation step `out = A · x`.
+    pub seconds: f64,
+    /// `2·nnz·d / seconds / 1e9`.
+    pub gflops: f64,
+}
+
+/// Benchmarks one graph propagation step ([`crate::spmm::spmm`]) over a random bipartite
+/// graph of `users + items` nodes in which each user has `per_user` items (uniform,
+/// seeded; the symmetric adjacency a LightGCN layer multiplies by), at width `d`.
+pub fn bench_spmm(
+    users: usize,
+    items: usize,
+    per_user: usize,
+    d: usize,
+    reps: usize,
+    seed: u64,
+) -> Result<SpmmBench, KernelError> {
+    if users == 0 || items == 0 || per_user == 0 || d == 0 {
+        return Err(KernelError::Shape(format!(
+            "bench_spmm: users, items, per_user and dim must be > 0, got {users}, {items}, \
+             {per_user}, {d}"
+        )));
+    }
+    let n = users + items;
+    if u32::try_from(n).is_err() {
+        return Err(KernelError::Shape(format!(
+            "bench_spmm: {n} nodes do not fit u32 ids"
+        )));
+    }
+    let mut rng = SplitMix(seed);
+    let mut triplets = Vec::with_capacity(2 * users * per_user);
+    for u in 0..users {
+        for _ in 0..per_user {
+            let i = users + (rng.next_u64() % items as u64) as usize;
+            let v = rng.symmetric(1.0) as f32;
+            triplets.push((u as u32, i as u32, v));
+            triplets.push((i as u32, u as u32, v));
+        }
+    }
+    let a = crate::CsrMatrix::from_triplets(n, n, &triplets);
+    let x: Vec<f32> = (0..n * d).map(|_| rng.symmetric(1.0) as f32).collect();
+    let mut out = vec![0f32; n * d];
+    let view = a.view();
+    let best = best_of(reps.max(1), || {
+        crate::spmm::spmm(&view, &x, d, &mut out, 0.0)
+    })?;
+    let nnz = a.values.len();
+    let seconds = best.as_secs_f64();
+    Ok(SpmmBench {
+        nnz,
+        seconds,
+        gflops: 2.0 * nnz as f64 * d as f64 / seconds / 1e9,
+    })
+}
+
 /// Best wall time of `reps` calls after one untimed warm-up call (which also page-faults
 /// the buffers and grows the per-thread scratch).
 fn best_of(
@@ -131,6 +191,16 @@ fn best_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spmm_bench_runs_and_refuses_empty_shapes() {
+        let r = bench_spmm(30, 20, 3, 8, 1, 5).expect("valid shapes");
+        // Duplicate pairs are merged, so at most both directions of 90 pairs.
+        assert!(r.nnz > 0 && r.nnz <= 180, "{}", r.nnz);
+        assert!(r.seconds > 0.0 && r.gflops.is_finite());
+        let e = bench_spmm(30, 20, 0, 8, 1, 5).unwrap_err().to_string();
+        assert!(e.contains("per_user"), "{e}");
+    }
 
     #[test]
     fn bench_runs_on_a_small_shape() {

@@ -4,7 +4,7 @@ use promax_plugin_api::CsrView;
 use rayon::prelude::*;
 
 use crate::csr::check_csr;
-use crate::{check_len, checked_mul, KernelError};
+use crate::{check_len, checked_mul, KernelError, KernelPath};
 
 /// Rows per rayon task. Graph rows are short (~12 nonzeros here), so a block must hold many
 /// of them to outweigh scheduling, yet blocks must be numerous enough for work stealing to
@@ -57,6 +57,7 @@ pub fn spmm(
         x,
         cols,
         beta,
+        path: crate::simd::active(),
     };
     out.par_chunks_mut(ROWS_PER_BLOCK * cols)
         .enumerate()
@@ -64,11 +65,11 @@ pub fn spmm(
     Ok(())
 }
 
-/// One block of output rows. The embedding widths of our models (16, 32, 64) get a
-/// fixed-width path whose accumulator lives in registers; on x86-64 it is compiled a second
-/// time for AVX2 and picked at run time, since the default target only assumes SSE2.
-/// Both paths do the same multiplications and additions in the same order (no FMA
-/// contraction), so the result does not depend on which one runs.
+/// One block of output rows. The embedding widths of our models (16, 32, 64, 96) get a
+/// fixed-width path whose accumulator lives in registers; on x86-64 it is compiled again for
+/// AVX-512F and for AVX2 and picked by the kernel path, since the default target only
+/// assumes SSE2. Every path does the same multiplications and additions in the same order
+/// (no FMA contraction), so the result does not depend on which one runs (tested).
 struct RowsKernel<'a> {
     indptr: &'a [usize],
     indices: &'a [u32],
@@ -76,16 +77,30 @@ struct RowsKernel<'a> {
     x: &'a [f32],
     cols: usize,
     beta: f32,
+    path: KernelPath,
 }
 
 impl RowsKernel<'_> {
     fn run(&self, first: usize, chunk: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            unsafe { self.run_avx2(first, chunk) };
-            return;
+        match self.path {
+            // SAFETY (both): the guard checks that the CPU supports the path's features.
+            KernelPath::Avx512 if self.path.supported() => {
+                unsafe { self.run_avx512(first, chunk) };
+                return;
+            }
+            KernelPath::Avx2 if self.path.supported() => {
+                unsafe { self.run_avx2(first, chunk) };
+                return;
+            }
+            _ => {}
         }
+        self.dispatch(first, chunk);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512(&self, first: usize, chunk: &mut [f32]) {
         self.dispatch(first, chunk);
     }
 
@@ -101,6 +116,7 @@ impl RowsKernel<'_> {
             16 => self.fixed::<16>(first, chunk),
             32 => self.fixed::<32>(first, chunk),
             64 => self.fixed::<64>(first, chunk),
+            96 => self.fixed::<96>(first, chunk),
             _ => self.general(first, chunk),
         }
     }
@@ -215,6 +231,42 @@ mod tests {
                         "{rows}x{inner}x{cols} beta {beta} [{i}]: {g} vs {w}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn every_kernel_path_gives_the_same_bits() {
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        for cols in [16, 32, 64, 96, 7] {
+            let a = random_csr(&mut rng, 150, 120, 1500);
+            let x: Vec<f32> = (0..120 * cols).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let init: Vec<f32> = (0..150 * cols).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let run = |path: KernelPath| {
+                let mut out = init.clone();
+                let k = RowsKernel {
+                    indptr: &a.indptr,
+                    indices: &a.indices,
+                    values: &a.values,
+                    x: &x,
+                    cols,
+                    beta: -0.5,
+                    path,
+                };
+                k.run(0, &mut out);
+                out
+            };
+            let want = run(KernelPath::Portable);
+            let mut naive_out = init.clone();
+            naive(&a, &x, cols, &mut naive_out, -0.5);
+            for (g, w) in want.iter().zip(&naive_out) {
+                assert!((g - w).abs() < 1e-4, "width {cols}: {g} vs {w}");
+            }
+            for path in crate::simd::PATHS.into_iter().filter(|p| p.supported()) {
+                assert!(
+                    run(path) == want,
+                    "width {cols}: {path:?} differs from portable"
+                );
             }
         }
     }

@@ -26,6 +26,38 @@ pub enum BenchWhat {
         #[arg(long)]
         path: Option<String>,
     },
+    /// One graph propagation step (CSR sparse × dense) over a random bipartite graph of
+    /// Amazon-Book's size by default (11,000 users, 9,332 items, 11 items per user).
+    Spmm {
+        #[arg(long, default_value_t = 11000)]
+        users: usize,
+        #[arg(long, default_value_t = 9332)]
+        items: usize,
+        /// Items per user (uniform at random).
+        #[arg(long, default_value_t = 11)]
+        per_user: usize,
+        #[arg(long, default_value_t = 32)]
+        dim: usize,
+        /// Timed repetitions (the best is reported).
+        #[arg(long, default_value_t = 20)]
+        reps: usize,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Kernel path, as for `bench sdr`.
+        #[arg(long)]
+        path: Option<String>,
+    },
+}
+
+/// Forces `--path NAME` when given.
+fn force_path(path: Option<String>) -> Result<()> {
+    if let Some(name) = path {
+        let p = KernelPath::parse(&name)
+            .with_context(|| format!("--path {name:?}: expected avx512, avx2 or portable"))?;
+        promax_kernels::simd::force(Some(p)).map_err(|e| anyhow::anyhow!("--path {name}: {e}"))?;
+    }
+    Ok(())
 }
 
 pub fn cmd_bench(what: BenchWhat) -> Result<()> {
@@ -39,13 +71,7 @@ pub fn cmd_bench(what: BenchWhat) -> Result<()> {
             path,
         } => {
             promax::bench::check_sizes(users, items, dim, reps)?;
-            if let Some(name) = path {
-                let p = KernelPath::parse(&name).with_context(|| {
-                    format!("--path {name:?}: expected avx512, avx2 or portable")
-                })?;
-                promax_kernels::simd::force(Some(p))
-                    .map_err(|e| anyhow::anyhow!("--path {name}: {e}"))?;
-            }
+            force_path(path)?;
             let r = promax::bench::sdr(users, items, dim, reps)?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
@@ -64,6 +90,34 @@ pub fn cmd_bench(what: BenchWhat) -> Result<()> {
                     r.kernel_seconds * 1e3,
                     r.matmul_gflops,
                     r.dense_matrix_bytes as f64 / (1 << 20) as f64
+                );
+            }
+            Ok(())
+        }
+        BenchWhat::Spmm {
+            users,
+            items,
+            per_user,
+            dim,
+            reps,
+            json,
+            path,
+        } => {
+            force_path(path)?;
+            let r = promax::bench::spmm(users, items, per_user, dim, reps)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "spmm ({} path) {users} users + {items} items, {per_user} per user \
+                     ({} nonzeros), d={dim}, {} threads: {:.3} ms, {:.1} GFLOP/s, \
+                     {:.1} GB/s of rows gathered",
+                    r.path,
+                    r.nnz,
+                    r.threads,
+                    r.seconds * 1e3,
+                    r.gflops,
+                    r.gather_gb_per_s
                 );
             }
             Ok(())
