@@ -18,7 +18,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{dense_choice, AugmentError, Choice, Request, Rerank};
-use crate::llm::{ChatMessage, LlmClient, LlmError};
+use crate::llm::{AnswerSchema, ChatMessage, LlmClient, LlmError};
 
 /// The built-in prompt (`configs/prompts/rerank.txt`): a system part, a line `---`, and the
 /// user part with `{user_profile}`, `{candidates}` and `{budget}`.
@@ -156,13 +156,26 @@ impl Rerank for LlmRerank {
     fn choose_all(&self, requests: &[Request<'_>]) -> Result<Vec<Choice>, AugmentError> {
         let conversations: Vec<Vec<ChatMessage>> =
             requests.iter().map(|r| self.conversation(r)).collect();
-        let answers = self.client.chat_many(&conversations);
+        // An answer without an `items` list is refused before it is cached, so a rerun
+        // asks again instead of replaying it.
+        let check = |content: &str| match answer_ids(content) {
+            Some(_) => Ok(()),
+            None => Err("no JSON object with an \"items\" list".to_string()),
+        };
+        let schema = rerank_schema();
+        let answers = self
+            .client
+            .chat_many_structured(&conversations, Some(&schema), &check);
         requests
             .iter()
             .zip(answers)
             .map(|(r, answer)| match answer {
                 Ok(a) => Ok(choose(r, &a.content)),
-                Err(LlmError::Truncated { .. } | LlmError::Malformed { .. }) => Ok(Choice {
+                Err(
+                    LlmError::Truncated { .. }
+                    | LlmError::Malformed { .. }
+                    | LlmError::Rejected { .. },
+                ) => Ok(Choice {
                     fell_back: true,
                     ..dense_choice(r, &[])
                 }),
@@ -176,6 +189,19 @@ impl Rerank for LlmRerank {
 
     fn calls(&self) -> Option<String> {
         Some(self.client.stats().to_string())
+    }
+}
+
+/// The re-rank answer: `{"items": [ids]}`.
+fn rerank_schema() -> AnswerSchema {
+    AnswerSchema {
+        name: "rerank",
+        schema: serde_json::json!({
+            "type": "object",
+            "properties": {"items": {"type": "array", "items": {"type": "integer"}}},
+            "required": ["items"],
+            "additionalProperties": false,
+        }),
     }
 }
 
@@ -209,9 +235,8 @@ pub(crate) fn choose(r: &Request<'_>, content: &str) -> Choice {
 /// are ignored): each entry an id, or `None` when it is not a non-negative integer that fits
 /// an id. `None` when there is no such list.
 fn answer_ids(content: &str) -> Option<Vec<Option<u32>>> {
-    let start = content.find('{')?;
-    let end = content.rfind('}')?;
-    let v: Value = serde_json::from_str(content.get(start..=end)?).ok()?;
+    let v =
+        crate::llm::json_objects(content).find(|m| m.get("items").is_some_and(Value::is_array))?;
     let items = v.get("items")?.as_array()?;
     Some(
         items
@@ -389,6 +414,38 @@ mod tests {
         // The cut answer is not cached, so only it is asked again.
         assert_eq!(server.count(), calls + 1);
         assert!(server.requests()[0].body.contains("7: item number 7"));
+    }
+
+    #[test]
+    fn a_garbage_answer_is_not_cached_and_a_brace_after_the_json_is_prose() {
+        let server = TestServer::start(|req: &Recorded| {
+            let content = if req.body.contains("profile of user 0") {
+                "I would pick the first two."
+            } else {
+                r#"{"items": [9, 8]} -- hope this helps {smile}"#
+            };
+            Reply::json(200, chat(content, "stop"))
+        });
+        let cache = tempfile::tempdir().unwrap();
+        let c = cands(&[7, 8, 9]);
+        let reqs: Vec<Request<'_>> = (0..2)
+            .map(|user| Request {
+                user,
+                candidates: &c,
+                budget: 2,
+            })
+            .collect();
+        let first = reranker(&server, cache.path()).choose_all(&reqs).unwrap();
+        assert!(first[0].fell_back);
+        assert_eq!(first[1].items, vec![9, 8]);
+        assert!(!first[1].fell_back);
+        // At temperature 0 the garbage answer is asked once, and not cached: a rerun asks
+        // for it again and answers the good one from the cache.
+        assert_eq!(server.count(), 2);
+        reranker(&server, cache.path()).choose_all(&reqs).unwrap();
+        assert_eq!(server.count(), 3);
+        let schema = &server.requests()[0].json()["response_format"]["json_schema"];
+        assert_eq!(schema["name"], "rerank");
     }
 
     #[test]

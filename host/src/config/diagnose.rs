@@ -49,6 +49,9 @@ pub(super) fn check_unknown_keys(figment: &Figment, schema: &Dict) -> Result<(),
     })
 }
 
+/// Tables whose keys the schema does not list.
+const OPEN_TABLES: [&str; 2] = ["plugins", "llm.extra_body"];
+
 fn walk_unknown(given: &Dict, schema: &Dict, prefix: &str, out: &mut Vec<(String, Tag)>) {
     for (k, v) in given {
         let full = if prefix.is_empty() {
@@ -58,8 +61,9 @@ fn walk_unknown(given: &Dict, schema: &Dict, prefix: &str, out: &mut Vec<(String
         };
         match schema.get(k) {
             None => out.push((full, v.tag())),
-            // Plugin tables are open: each plugin validates its own keys.
-            Some(_) if full == "plugins" => {}
+            // Open tables: each plugin validates its own keys, and `llm.extra_body` is
+            // passed to the server as it is.
+            Some(_) if OPEN_TABLES.contains(&full.as_str()) => {}
             Some(Value::Dict(_, sub)) => {
                 if let Value::Dict(_, given_sub) = v {
                     walk_unknown(given_sub, sub, &full, out);

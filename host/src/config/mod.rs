@@ -40,7 +40,7 @@ pub use sections::{
     EvalConfig, KernelPathChoice, LlmConfig, ModelConfig, ProfileConfig, ProfilesConfig,
     RecboleConfig, RecboleOrder, RecboleSplit, ReductionMode, RerankMode, RunConfig,
     SyntheticConfig, TrainConfig, MAX_BACKOFF_MS, MAX_CONCURRENCY, MAX_EMBED_BATCH, MAX_RETRIES,
-    MAX_TIMEOUT_SECS, MAX_TOKENS, METRICS,
+    MAX_TIMEOUT_SECS, MAX_TOKENS, METRICS, RESERVED_BODY_KEYS, RESPONSE_FORMATS,
 };
 
 /// The whole resolved configuration of one run.

@@ -169,6 +169,34 @@ fn unknown_key_names_key_file_and_suggestion() {
 }
 
 #[test]
+fn llm_extra_body_is_an_open_table_and_its_reserved_keys_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "llm.toml",
+        &format!("{VALID}\n[llm.extra_body]\ntop_k = 20\ncache_prompt = true\n"),
+    );
+    let cfg = load_clean(&p, &[]).unwrap();
+    assert_eq!(cfg.llm.extra_body["top_k"], 20);
+    assert_eq!(cfg.llm.extra_body["cache_prompt"], true);
+    let p = write(
+        dir.path(),
+        "bad.toml",
+        &format!("{VALID}\n[llm.extra_body]\nmodel = \"x\"\n"),
+    );
+    let msg = load_clean(&p, &[]).unwrap_err().to_string();
+    assert!(msg.contains("llm.extra_body.model"), "{msg}");
+    // The section's own keys are still checked.
+    let p = write(
+        dir.path(),
+        "typo.toml",
+        "[llm]\nresponse_fromat = \"none\"\n",
+    );
+    let msg = load_clean(&p, &[]).unwrap_err().to_string();
+    assert!(msg.contains("`llm.response_format`"), "{msg}");
+}
+
+#[test]
 fn unknown_key_in_nested_table() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "typo.toml", "[data.synthetic]\nafinity = 0.5\n");

@@ -14,7 +14,7 @@ use super::config::LlmConfig;
 use super::error::{snippet, LlmError};
 use super::pool::map_bounded;
 use super::stats::{Counters, LlmStats};
-use super::wire::{self, ChatAnswer, ChatMessage, Usage, CHAT_PATH, EMBED_PATH};
+use super::wire::{self, AnswerSchema, ChatAnswer, ChatMessage, Usage, CHAT_PATH, EMBED_PATH};
 
 /// Retries spent at most on 200 answers that fail validation. A flaky proxy or an
 /// overloaded server can cut a body short once; a server that answers garbage every
@@ -26,7 +26,9 @@ pub const MALFORMED_RETRIES: u32 = 2;
 #[derive(Debug)]
 pub struct LlmClient {
     cfg: LlmConfig,
-    http: Client,
+    /// One HTTP client per endpoint, each with or without proxies for its own host.
+    chat_http: Client,
+    embed_http: Client,
     cache: DiskCache,
     counters: Counters,
 }
@@ -44,19 +46,10 @@ impl LlmClient {
     /// Checks `cfg`, reads the API key from the environment and creates the cache folder.
     pub fn new(cfg: LlmConfig) -> Result<Self, LlmError> {
         cfg.check()?;
-        let url = reqwest::Url::parse(cfg.base_url.trim())
-            .map_err(|e| LlmError::Config(format!("base_url = {:?}: {e}", cfg.base_url)))?;
-        let mut builder = Client::builder()
-            .timeout(Duration::from_secs(cfg.timeout_secs))
-            .default_headers(auth_headers(&cfg)?);
-        if is_loopback(&url) {
-            // A server on this machine is never behind a proxy; an HTTP(S)_PROXY meant
-            // for the outside world would otherwise swallow local requests.
-            builder = builder.no_proxy();
-        }
-        let http = builder
-            .build()
-            .map_err(|e| LlmError::Config(format!("HTTP client: {}", error_chain(&e))))?;
+        let (chat_http, embed_http) = (
+            http_client(&cfg, CHAT_PATH)?,
+            http_client(&cfg, EMBED_PATH)?,
+        );
         std::fs::create_dir_all(&cfg.cache_dir).map_err(|source| LlmError::Io {
             path: cfg.cache_dir.clone(),
             source,
@@ -64,7 +57,8 @@ impl LlmClient {
         let cache = DiskCache::new(&cfg.cache_dir);
         Ok(Self {
             cfg,
-            http,
+            chat_http,
+            embed_http,
             cache,
             counters: Counters::default(),
         })
@@ -87,11 +81,23 @@ impl LlmClient {
 
     /// [`chat`](Self::chat) whose answer text must also pass `check` (e.g. "holds a JSON
     /// object with a non-empty `summarization`"). An answer that fails is
-    /// [`LlmError::Malformed`]: retried like one, never cached, and a cached answer that
-    /// fails is fetched again, so a rerun asks again only for what failed before.
+    /// [`LlmError::Rejected`]: never cached, retried only above temperature 0, and a
+    /// cached answer that fails is fetched again, so a rerun asks again only for what
+    /// failed before.
     pub fn chat_checked(
         &self,
         messages: &[ChatMessage],
+        check: &(dyn Fn(&str) -> Result<(), String> + Sync),
+    ) -> Result<ChatAnswer, LlmError> {
+        self.chat_structured(messages, None, check)
+    }
+
+    /// [`chat_checked`](Self::chat_checked) for a step whose answer is JSON of `schema`:
+    /// the request asks for it as `llm.response_format` says.
+    pub fn chat_structured(
+        &self,
+        messages: &[ChatMessage],
+        schema: Option<&AnswerSchema>,
         check: &(dyn Fn(&str) -> Result<(), String> + Sync),
     ) -> Result<ChatAnswer, LlmError> {
         if self.cfg.chat_model.trim().is_empty() {
@@ -103,15 +109,15 @@ impl LlmClient {
             messages,
             self.cfg.temperature,
             max_tokens,
+            schema.map(|s| (self.cfg.response_format.as_str(), s)),
+            &self.cfg.extra_body,
         );
         self.request(CHAT_PATH, &body, &|text| {
             let (answer, usage) = wire::parse_chat(text, max_tokens)?;
-            check(&answer.content).map_err(|why| {
-                LlmError::malformed(
-                    CHAT_PATH,
-                    format!("answer rejected: {why}"),
-                    &answer.content,
-                )
+            check(&answer.content).map_err(|why| LlmError::Rejected {
+                endpoint: CHAT_PATH.into(),
+                why,
+                snippet: snippet(&answer.content),
             })?;
             Ok((answer, usage))
         })
@@ -126,7 +132,7 @@ impl LlmClient {
         if self.cfg.embedding_model.trim().is_empty() {
             return self.failed(LlmError::Config("embedding_model is empty".into()));
         }
-        let body = wire::embed_body(&self.cfg.embedding_model, inputs);
+        let body = wire::embed_body(&self.cfg.embedding_model, inputs, &self.cfg.extra_body);
         let n = inputs.len();
         self.request(EMBED_PATH, &body, &|text| wire::parse_embeddings(text, n))
     }
@@ -138,6 +144,19 @@ impl LlmClient {
         conversations: &[Vec<ChatMessage>],
     ) -> Vec<Result<ChatAnswer, LlmError>> {
         map_bounded(conversations, self.cfg.concurrency, |m| self.chat(m))
+    }
+
+    /// [`chat_structured`](Self::chat_structured) for every conversation, as
+    /// [`chat_many`](Self::chat_many) runs them.
+    pub fn chat_many_structured(
+        &self,
+        conversations: &[Vec<ChatMessage>],
+        schema: Option<&AnswerSchema>,
+        check: &(dyn Fn(&str) -> Result<(), String> + Sync),
+    ) -> Vec<Result<ChatAnswer, LlmError>> {
+        map_bounded(conversations, self.cfg.concurrency, |m| {
+            self.chat_structured(m, schema, check)
+        })
     }
 
     /// [`embed`](Self::embed) for every batch of inputs, `concurrency` at a time; one
@@ -154,7 +173,7 @@ impl LlmClient {
     /// The cached answer when there is a valid one, else the server's (then cached).
     fn request<T>(&self, endpoint: &str, body: &Value, parse: Parse<T>) -> Result<T, LlmError> {
         let canonical = canonical_json(body);
-        let key = cache_key(endpoint, &canonical);
+        let key = cache_key(endpoint, &canonical_json(&answer_defining(body)));
         let fresh = match self.cached(&key, parse) {
             Ok(Some(hit)) => return Ok(hit),
             Ok(None) => self.fetch(endpoint, &canonical, parse),
@@ -198,26 +217,39 @@ impl LlmClient {
     ) -> Result<(T, String), LlmError> {
         let url = self.cfg.url(endpoint);
         let max_retries = self.cfg.max_retries;
+        // At temperature 0 the server gives the same answer again: asking again only
+        // pays for it twice.
+        let resample = self.cfg.temperature > 0.0;
         let mut malformed = 0;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let failure = match self.send_once(&url, body) {
+            let failure = match self.send_once(endpoint, &url, body) {
                 Ok(text) => match parse(&text) {
                     Ok((value, usage)) => {
                         self.record_usage(usage);
                         return Ok((value, text));
                     }
-                    Err(e @ LlmError::Malformed { .. })
-                        if attempt <= max_retries && malformed < MALFORMED_RETRIES =>
-                    {
+                    Err(e) => {
+                        // A complete body that fails still cost its tokens.
+                        self.record_usage(wire::usage_of(&text));
+                        let retry = match &e {
+                            LlmError::Rejected { .. } => {
+                                Counters::add(&self.counters.rejected, 1);
+                                resample
+                            }
+                            LlmError::Malformed { .. } => true,
+                            _ => false,
+                        };
+                        if !(retry && attempt <= max_retries && malformed < MALFORMED_RETRIES) {
+                            return Err(e);
+                        }
                         malformed += 1;
                         Failure {
                             error: e,
                             retry_after: None,
                         }
                     }
-                    Err(e) => return Err(e),
                 },
                 Err(f) if !f.error.is_transient() => return Err(f.error),
                 Err(f) if attempt > max_retries => {
@@ -244,18 +276,24 @@ impl LlmClient {
     }
 
     /// One POST; a non-2xx status is a failure carrying the body's start.
-    fn send_once(&self, url: &str, body: &str) -> Result<String, Failure> {
+    fn send_once(&self, endpoint: &str, url: &str, body: &str) -> Result<String, Failure> {
         Counters::add(&self.counters.calls, 1);
-        let resp = self
-            .http
+        let http = if endpoint == CHAT_PATH {
+            &self.chat_http
+        } else {
+            &self.embed_http
+        };
+        let timeout = self.cfg.timeout_for(endpoint);
+        let resp = http
             .post(url)
+            .timeout(timeout)
             .header(CONTENT_TYPE, "application/json")
             .body(body.to_owned())
             .send()
-            .map_err(|e| self.transport_failure(&e))?;
+            .map_err(|e| transport_failure(&e, timeout))?;
         let status = resp.status().as_u16();
         let retry_after = retry_after(&resp);
-        let text = resp.text().map_err(|e| self.transport_failure(&e))?;
+        let text = resp.text().map_err(|e| transport_failure(&e, timeout))?;
         if (200..300).contains(&status) {
             return Ok(text);
         }
@@ -266,25 +304,55 @@ impl LlmClient {
         Err(Failure { error, retry_after })
     }
 
-    fn transport_failure(&self, e: &reqwest::Error) -> Failure {
-        let error = if e.is_timeout() {
-            LlmError::Timeout {
-                secs: self.cfg.timeout_secs,
-            }
-        } else {
-            LlmError::Transport(error_chain(e))
-        };
-        Failure {
-            error,
-            retry_after: None,
-        }
-    }
-
     fn record_usage(&self, usage: Usage) {
         let c = &self.counters;
         Counters::add(&c.prompt_tokens, usage.prompt_tokens.unwrap_or(0));
         Counters::add(&c.completion_tokens, usage.completion_tokens.unwrap_or(0));
     }
+}
+
+fn transport_failure(e: &reqwest::Error, timeout: Duration) -> Failure {
+    let error = if e.is_timeout() {
+        LlmError::Timeout {
+            secs: timeout.as_secs_f64().ceil() as u64,
+        }
+    } else {
+        LlmError::Transport(error_chain(e))
+    };
+    Failure {
+        error,
+        retry_after: None,
+    }
+}
+
+/// What defines an answer, for its cache key: the body without `max_tokens`. A complete
+/// answer does not depend on how far it was allowed to run (truncated ones are never
+/// cached), so raising `max_tokens` after truncations re-asks only the truncated ones.
+fn answer_defining(body: &Value) -> Value {
+    let mut key = body.clone();
+    if let Value::Object(map) = &mut key {
+        map.remove("max_tokens");
+    }
+    key
+}
+
+/// The HTTP client of `endpoint`: its connect timeout, the API key, and no proxy for a
+/// server on this machine.
+fn http_client(cfg: &LlmConfig, endpoint: &str) -> Result<Client, LlmError> {
+    let base = cfg.base_for(endpoint);
+    let url = reqwest::Url::parse(base)
+        .map_err(|e| LlmError::Config(format!("the API root {base:?} of {endpoint}: {e}")))?;
+    let mut builder = Client::builder()
+        .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
+        .default_headers(auth_headers(cfg)?);
+    if is_loopback(&url) {
+        // A server on this machine is never behind a proxy; an HTTP(S)_PROXY meant
+        // for the outside world would otherwise swallow local requests.
+        builder = builder.no_proxy();
+    }
+    builder
+        .build()
+        .map_err(|e| LlmError::Config(format!("HTTP client: {}", error_chain(&e))))
 }
 
 /// The `Authorization` header when `api_key_env` names a key, marked sensitive so that

@@ -1,10 +1,14 @@
 //! What the LLM client does with its settings ([`LlmConfig`], defined with the other
 //! config sections): the check it runs once, the API key, the endpoint URLs.
 
+use std::time::Duration;
+
 use super::error::LlmError;
+use super::wire::CHAT_PATH;
 
 pub use crate::config::{
     LlmConfig, MAX_BACKOFF_MS, MAX_CONCURRENCY, MAX_RETRIES, MAX_TIMEOUT_SECS, MAX_TOKENS,
+    RESERVED_BODY_KEYS, RESPONSE_FORMATS,
 };
 
 impl LlmConfig {
@@ -39,8 +43,37 @@ impl LlmConfig {
         }
     }
 
-    /// `{base_url}/{path}` with exactly one slash between them.
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base_url.trim().trim_end_matches('/'), path)
+    /// The API root of `endpoint`: its own (`chat_base_url`, `embedding_base_url`) when
+    /// set, else `base_url`.
+    pub(crate) fn base_for(&self, endpoint: &str) -> &str {
+        let own = if endpoint == CHAT_PATH {
+            &self.chat_base_url
+        } else {
+            &self.embedding_base_url
+        };
+        if own.trim().is_empty() {
+            self.base_url.trim()
+        } else {
+            own.trim()
+        }
+    }
+
+    /// `{base}/{endpoint}` with exactly one slash between them.
+    pub(crate) fn url(&self, endpoint: &str) -> String {
+        format!(
+            "{}/{}",
+            self.base_for(endpoint).trim_end_matches('/'),
+            endpoint
+        )
+    }
+
+    /// How long a request to `endpoint` may take: `timeout_secs`, plus for chat the
+    /// generation allowance of `max_tokens` tokens at `timeout_ms_per_token`.
+    pub(crate) fn timeout_for(&self, endpoint: &str) -> Duration {
+        let base = Duration::from_secs(self.timeout_secs);
+        if endpoint != CHAT_PATH {
+            return base;
+        }
+        base + Duration::from_millis(self.timeout_ms_per_token * u64::from(self.max_tokens))
     }
 }

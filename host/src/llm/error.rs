@@ -15,8 +15,9 @@ pub enum LlmError {
     /// The server answered with a status that is not worth retrying (4xx other than 408/429).
     #[error("HTTP {status} from the LLM server: {body}")]
     Http { status: u16, body: String },
-    /// No complete answer within `timeout_secs`.
-    #[error("no answer from the LLM server within {secs} s")]
+    /// No complete answer within the request's timeout (`timeout_secs`, plus the
+    /// generation allowance for chat).
+    #[error("no answer from the LLM server within {secs} s (llm.timeout_secs, plus llm.timeout_ms_per_token × llm.max_tokens for chat)")]
     Timeout { secs: u64 },
     /// The connection could not be made or broke off (refused, reset, DNS, TLS).
     #[error("could not reach the LLM server: {0}")]
@@ -29,9 +30,18 @@ pub enum LlmError {
         detail: String,
         snippet: String,
     },
+    /// A complete chat answer that the step's check refused (not the JSON it asked for, a
+    /// required field empty, …). Retried only when sampling can change it (temperature
+    /// above 0), at most `MALFORMED_RETRIES` times; never cached.
+    #[error("answer from {endpoint} rejected: {why}; answer starts: {snippet}")]
+    Rejected {
+        endpoint: String,
+        why: String,
+        snippet: String,
+    },
     /// The chat answer stopped at `max_tokens` (`finish_reason: "length"`). Not retried:
     /// at the same settings the server would cut it again.
-    #[error("chat answer truncated at max_tokens = {max_tokens} (finish_reason \"length\"); raise max_tokens")]
+    #[error("chat answer truncated at max_tokens = {max_tokens} (finish_reason \"length\"); raise llm.max_tokens: only the truncated answers are asked again")]
     Truncated { max_tokens: u32 },
     /// A transient failure (429, 5xx, timeout, connection) outlasted every retry.
     #[error("gave up after {attempts} attempts; last error: {last}")]

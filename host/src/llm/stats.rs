@@ -14,6 +14,8 @@ pub struct LlmStats {
     pub retries: u64,
     /// Requests that ended in an error.
     pub failures: u64,
+    /// Complete answers the step's check refused (each attempt counted).
+    pub rejected: u64,
     /// Tokens the server reported for answers fetched now (cache hits add nothing).
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -23,11 +25,12 @@ impl fmt::Display for LlmStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "llm: {} calls, {} cache hits, {} retries, {} failures, {} prompt + {} completion tokens",
+            "llm: {} calls, {} cache hits, {} retries, {} failures, {} rejected answers, {} prompt + {} completion tokens",
             self.calls,
             self.cache_hits,
             self.retries,
             self.failures,
+            self.rejected,
             self.prompt_tokens,
             self.completion_tokens
         )
@@ -42,6 +45,7 @@ pub(crate) struct Counters {
     pub cache_hits: AtomicU64,
     pub retries: AtomicU64,
     pub failures: AtomicU64,
+    pub rejected: AtomicU64,
     pub prompt_tokens: AtomicU64,
     pub completion_tokens: AtomicU64,
 }
@@ -58,6 +62,7 @@ impl Counters {
             cache_hits: get(&self.cache_hits),
             retries: get(&self.retries),
             failures: get(&self.failures),
+            rejected: get(&self.rejected),
             prompt_tokens: get(&self.prompt_tokens),
             completion_tokens: get(&self.completion_tokens),
         }

@@ -186,6 +186,7 @@ fn hanging_server_times_out() {
     let dir = tempfile::tempdir().unwrap();
     let client = LlmClient::new(LlmConfig {
         timeout_secs: 1,
+        timeout_ms_per_token: 0,
         max_retries: 1,
         ..cfg(&server, dir.path())
     })
@@ -341,10 +342,9 @@ fn corrupt_cache_entry_is_fetched_again() {
     let dir = tempfile::tempdir().unwrap();
     let client = LlmClient::new(cfg(&server, dir.path())).unwrap();
     let good = client.chat(&conversations(1)[0]).unwrap();
-    let key = cache_key(
-        "chat/completions",
-        &canonical_json(&server.requests()[0].json()),
-    );
+    let mut body = server.requests()[0].json();
+    body.as_object_mut().unwrap().remove("max_tokens");
+    let key = cache_key("chat/completions", &canonical_json(&body));
     let entry = dir.path().join(&key[..2]).join(format!("{key}.json"));
     std::fs::write(&entry, r#"{"choices": [{"mess"#).unwrap();
     assert_eq!(client.chat(&conversations(1)[0]).unwrap(), good);
@@ -570,4 +570,224 @@ fn map_bounded_keeps_input_order() {
     });
     assert_eq!(out, items.iter().map(|x| x * x).collect::<Vec<_>>());
     assert!(map_bounded(&Vec::<u8>::new(), 4, |&x| x).is_empty());
+}
+
+/// The last message of a recorded chat request.
+fn last_user(req: &Recorded) -> String {
+    req.json()["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn raising_max_tokens_reasks_only_the_truncated_answers() {
+    // User 1's answer needs more than 8 tokens; the others fit.
+    let server = TestServer::start(|req| {
+        if last_user(req) == "user 1" && req.json()["max_tokens"].as_u64() < Some(64) {
+            Reply::json(200, chat_body("{\"summarization\": \"cut", "length"))
+        } else {
+            echo(req)
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let short = LlmClient::new(LlmConfig {
+        max_tokens: 8,
+        ..cfg(&server, dir.path())
+    })
+    .unwrap();
+    let first = short.chat_many(&conversations(3));
+    assert!(matches!(
+        first[1],
+        Err(LlmError::Truncated { max_tokens: 8 })
+    ));
+    assert!(first[0].is_ok() && first[2].is_ok());
+    assert_eq!(server.count(), 3);
+    let long = LlmClient::new(LlmConfig {
+        max_tokens: 64,
+        ..cfg(&server, dir.path())
+    })
+    .unwrap();
+    let second = long.chat_many(&conversations(3));
+    assert!(second.iter().all(Result::is_ok), "{second:?}");
+    assert_eq!(
+        server.count(),
+        4,
+        "only the truncated answer is asked again"
+    );
+    assert_eq!(last_user(&server.requests()[3]), "user 1");
+    assert_eq!(long.stats().cache_hits, 2);
+}
+
+#[test]
+fn a_refused_answer_is_asked_once_at_temperature_zero_and_its_tokens_count() {
+    let server = TestServer::start(|_| Reply::json(200, chat_body("I cannot do that.", "stop")));
+    let dir = tempfile::tempdir().unwrap();
+    let wants_json = |content: &str| {
+        if content.contains('{') {
+            Ok(())
+        } else {
+            Err("no JSON object".to_string())
+        }
+    };
+    let client = LlmClient::new(cfg(&server, dir.path())).unwrap();
+    let err = client
+        .chat_checked(&conversations(1)[0], &wants_json)
+        .unwrap_err();
+    assert!(
+        matches!(err, LlmError::Rejected { ref why, .. } if why == "no JSON object"),
+        "{err:?}"
+    );
+    assert_eq!(server.count(), 1);
+    let s = client.stats();
+    assert_eq!(
+        (s.rejected, s.prompt_tokens, s.completion_tokens),
+        (1, 11, 7)
+    );
+    assert_eq!((s.retries, s.failures), (0, 1));
+    // Not cached: a rerun asks again.
+    client
+        .chat_checked(&conversations(1)[0], &wants_json)
+        .unwrap_err();
+    assert_eq!(server.count(), 2);
+    // Sampling can change the answer: then it is retried like a malformed one.
+    let sampling = LlmClient::new(LlmConfig {
+        temperature: 0.7,
+        ..cfg(&server, dir.path())
+    })
+    .unwrap();
+    sampling
+        .chat_checked(&conversations(1)[0], &wants_json)
+        .unwrap_err();
+    assert_eq!(server.count(), 2 + 1 + MALFORMED_RETRIES as usize);
+    assert_eq!(
+        sampling.stats().completion_tokens,
+        7 * (1 + u64::from(MALFORMED_RETRIES))
+    );
+}
+
+#[test]
+fn structured_output_and_extra_body_reach_the_server_and_the_cache_key() {
+    let server = TestServer::start(|_| {
+        Reply::json(
+            200,
+            chat_body(r#"{"summarization": "s", "reasoning": "r"}"#, "stop"),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let schema = AnswerSchema::strings("profile", &["summarization", "reasoning"]);
+    let ok = |_: &str| Ok(());
+    let with = |format: &str, extra: serde_json::Value| {
+        let c = LlmConfig {
+            response_format: format.into(),
+            extra_body: extra.as_object().cloned().unwrap_or_default(),
+            ..cfg(&server, dir.path())
+        };
+        LlmClient::new(c).unwrap()
+    };
+    let client = with("json_schema", json!({"top_k": 5}));
+    client
+        .chat_structured(&conversations(1)[0], Some(&schema), &ok)
+        .unwrap();
+    let body = server.requests()[0].json();
+    assert_eq!(body["response_format"]["type"], "json_schema");
+    assert_eq!(
+        body["response_format"]["json_schema"]["schema"],
+        schema.schema
+    );
+    assert_eq!(body["response_format"]["json_schema"]["strict"], true);
+    assert_eq!(body["top_k"], 5);
+    // Plain chat asks for no format.
+    client.chat(&conversations(1)[0]).unwrap();
+    assert!(server.requests()[1].json().get("response_format").is_none());
+    // Each format is its own cache entry; the same request again is a hit.
+    with("json_object", json!({"top_k": 5}))
+        .chat_structured(&conversations(1)[0], Some(&schema), &ok)
+        .unwrap();
+    assert_eq!(
+        server.requests()[2].json()["response_format"],
+        json!({"type": "json_object"})
+    );
+    // `none` sends what plain chat sent: the same request, answered from the cache.
+    with("none", json!({"top_k": 5}))
+        .chat_structured(&conversations(1)[0], Some(&schema), &ok)
+        .unwrap();
+    assert_eq!(server.count(), 3);
+    with("json_schema", json!({"top_k": 5}))
+        .chat_structured(&conversations(1)[0], Some(&schema), &ok)
+        .unwrap();
+    assert_eq!(server.count(), 3);
+    // extra_body is part of the key.
+    with("json_schema", json!({"top_k": 6}))
+        .chat_structured(&conversations(1)[0], Some(&schema), &ok)
+        .unwrap();
+    assert_eq!(server.count(), 4);
+    assert_eq!(server.requests()[3].json()["top_k"], 6);
+}
+
+#[test]
+fn chat_and_embeddings_can_live_on_two_servers() {
+    let chat = TestServer::start(echo);
+    let embed = TestServer::start(|_| {
+        Reply::json(200, r#"{"data": [{"index": 0, "embedding": [1.0, 2.0]}]}"#)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let client = LlmClient::new(LlmConfig {
+        // Nothing listens here: every request must go to its own server.
+        base_url: "http://127.0.0.1:9/v1".into(),
+        chat_base_url: chat.base_url(),
+        embedding_base_url: embed.base_url(),
+        ..cfg(&chat, dir.path())
+    })
+    .unwrap();
+    client.chat(&conversations(1)[0]).unwrap();
+    assert_eq!(
+        client.embed(&strings(&["a"])).unwrap(),
+        vec![vec![1.0, 2.0]]
+    );
+    assert_eq!((chat.count(), embed.count()), (1, 1));
+    assert_eq!(embed.requests()[0].path, "/v1/embeddings");
+}
+
+#[test]
+fn new_keys_are_checked_and_named() {
+    let c = LlmConfig {
+        chat_model: "m".into(),
+        ..LlmConfig::default()
+    };
+    let bad = |c: LlmConfig| c.check().unwrap_err().to_string();
+    let e = bad(LlmConfig {
+        response_format: "json".into(),
+        ..c.clone()
+    });
+    assert!(
+        e.contains("response_format") && e.contains("json_schema"),
+        "{e}"
+    );
+    let e = bad(LlmConfig {
+        extra_body: json!({"max_tokens": 5}).as_object().cloned().unwrap(),
+        ..c.clone()
+    });
+    assert!(e.contains("extra_body.max_tokens"), "{e}");
+    let e = bad(LlmConfig {
+        embedding_base_url: "localhost:1".into(),
+        ..c.clone()
+    });
+    assert!(e.contains("embedding_base_url"), "{e}");
+    let e = bad(LlmConfig {
+        connect_timeout_secs: 0,
+        ..c.clone()
+    });
+    assert!(e.contains("connect_timeout_secs"), "{e}");
+    // A chat request's timeout covers its generation; an embedding request's does not.
+    let t = LlmConfig {
+        timeout_secs: 10,
+        timeout_ms_per_token: 50,
+        max_tokens: 200,
+        ..c
+    };
+    assert_eq!(t.timeout_for("chat/completions"), Duration::from_secs(20));
+    assert_eq!(t.timeout_for("embeddings"), Duration::from_secs(10));
 }

@@ -51,22 +51,96 @@ pub(crate) struct Usage {
     pub completion_tokens: Option<u64>,
 }
 
+/// The JSON Schema of a step's answer, for `response_format` (see [`chat_body`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerSchema {
+    /// A name for the schema (`[a-zA-Z0-9_-]`, as OpenAI requires).
+    pub name: &'static str,
+    pub schema: Value,
+}
+
+impl AnswerSchema {
+    /// An object whose `fields` are all required strings, nothing else allowed.
+    pub fn strings(name: &'static str, fields: &[&str]) -> Self {
+        let props: serde_json::Map<String, Value> = fields
+            .iter()
+            .map(|f| (f.to_string(), serde_json::json!({"type": "string"})))
+            .collect();
+        AnswerSchema {
+            name,
+            schema: serde_json::json!({
+                "type": "object",
+                "properties": props,
+                "required": fields,
+                "additionalProperties": false,
+            }),
+        }
+    }
+}
+
+/// A chat request body. With a `schema` (the step's answer is JSON), `response_format`
+/// says how to ask for it: `json_schema` sends the schema (OpenAI, vLLM, llama.cpp and
+/// Ollama accept it), `json_object` any JSON object, `none` nothing. `extra` is merged in.
 pub(crate) fn chat_body(
     model: &str,
     messages: &[ChatMessage],
     temperature: f64,
     max_tokens: u32,
+    structured: Option<(&str, &AnswerSchema)>,
+    extra: &serde_json::Map<String, Value>,
 ) -> Value {
-    serde_json::json!({
+    let mut body = serde_json::json!({
         "model": model,
         "messages": messages,
         "temperature": temperature,
         "max_tokens": max_tokens,
-    })
+    });
+    let format = match structured {
+        Some(("json_schema", s)) => Some(serde_json::json!({
+            "type": "json_schema",
+            "json_schema": {"name": s.name, "schema": s.schema, "strict": true},
+        })),
+        Some(("json_object", _)) => Some(serde_json::json!({"type": "json_object"})),
+        _ => None,
+    };
+    if let Some(f) = format {
+        body["response_format"] = f;
+    }
+    merge(&mut body, extra);
+    body
 }
 
-pub(crate) fn embed_body(model: &str, inputs: &[String]) -> Value {
-    serde_json::json!({ "model": model, "input": inputs })
+pub(crate) fn embed_body(
+    model: &str,
+    inputs: &[String],
+    extra: &serde_json::Map<String, Value>,
+) -> Value {
+    let mut body = serde_json::json!({ "model": model, "input": inputs });
+    merge(&mut body, extra);
+    body
+}
+
+/// Adds `extra`'s fields (the config refuses those promax sets itself).
+fn merge(body: &mut Value, extra: &serde_json::Map<String, Value>) {
+    if let Value::Object(map) = body {
+        for (k, v) in extra {
+            map.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+}
+
+/// The token counts of any response body that has them (also of an answer that was
+/// rejected: its tokens were spent).
+pub(crate) fn usage_of(body: &str) -> Usage {
+    #[derive(Deserialize)]
+    struct WithUsage {
+        #[serde(default)]
+        usage: Option<Usage>,
+    }
+    serde_json::from_str::<WithUsage>(body)
+        .ok()
+        .and_then(|w| w.usage)
+        .unwrap_or_default()
 }
 
 #[derive(Deserialize)]
@@ -162,6 +236,27 @@ pub(crate) fn parse_embeddings(
     // n_inputs items, each index in range and none twice: every slot is filled.
     let out: Vec<Vec<f32>> = slots.into_iter().flatten().collect();
     Ok((out, resp.usage.unwrap_or_default()))
+}
+
+/// At most this many `{` positions of an answer are tried as the start of its JSON object
+/// (prose or a reasoning trace before it may hold braces of its own).
+const MAX_OBJECT_STARTS: usize = 64;
+
+/// The JSON objects that start at a `{` of `content` (the first
+/// `MAX_OBJECT_STARTS` braces tried), each parsed up to its own closing brace, so that
+/// prose, code fences or another brace after an object do not spoil it.
+pub fn json_objects(content: &str) -> impl Iterator<Item = serde_json::Map<String, Value>> + '_ {
+    content
+        .match_indices('{')
+        .take(MAX_OBJECT_STARTS)
+        .filter_map(|(start, _)| {
+            let mut stream =
+                serde_json::Deserializer::from_str(&content[start..]).into_iter::<Value>();
+            match stream.next() {
+                Some(Ok(Value::Object(map))) => Some(map),
+                _ => None,
+            }
+        })
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::{list_ids, out_folder, resolve, write_file, ProfileError, What};
 use crate::augment::{read_texts, Prompt};
 use crate::config::Config;
 use crate::data::{read_pairs, Pairs};
-use crate::llm::{map_bounded, ChatMessage, LlmClient, LlmError, LlmStats};
+use crate::llm::{map_bounded, AnswerSchema, ChatMessage, LlmClient, LlmError, LlmStats};
 
 /// The built-in item prompt (`configs/prompts/item_profile.txt`): a system part, a line
 /// `---`, and the user part with `{title}` and `{description}` (and optionally `{id}`).
@@ -307,18 +307,21 @@ fn ask_and_write(
         LlmClient::new(cfg.llm.clone()).map_err(|e| ProfileError::Input(format!("llm: {e}")))?;
     let stop = AtomicBool::new(false);
     let check = |content: &str| parse_summary(content).map(|_| ());
+    let schema = AnswerSchema::strings("profile", &["summarization", "reasoning"]);
     let outcomes = map_bounded(conversations, cfg.llm.concurrency, |conversation| {
         if stop.load(Ordering::Relaxed) {
             return Outcome::Skipped;
         }
-        match client.chat_checked(conversation, &check) {
+        match client.chat_structured(conversation, Some(&schema), &check) {
             Ok(answer) => match parse_summary(&answer.content) {
                 Ok(profile) => Outcome::Profile(profile),
                 Err(why) => Outcome::Unusable(why),
             },
-            Err(e @ (LlmError::Malformed { .. } | LlmError::Truncated { .. })) => {
-                Outcome::Unusable(e.to_string())
-            }
+            Err(
+                e @ (LlmError::Malformed { .. }
+                | LlmError::Rejected { .. }
+                | LlmError::Truncated { .. }),
+            ) => Outcome::Unusable(e.to_string()),
             Err(e) => {
                 stop.store(true, Ordering::Relaxed);
                 Outcome::Fatal(e)

@@ -8,7 +8,7 @@ use super::*;
 use crate::augment::Prompt;
 use crate::config::Config;
 use crate::llm::testserver::{Recorded, Reply, TestServer};
-use crate::llm::{LlmConfig, MALFORMED_RETRIES};
+use crate::llm::LlmConfig;
 
 const ITEMS: &str = "0\tToy Story (1995)\tAnimation|Children's\t1\n\
                      1\tHeat (1995)\tAction|Crime\t6\n\
@@ -148,8 +148,8 @@ fn missing_answers_write_nothing_and_a_rerun_asks_only_for_them() {
     assert!(report.missing[0].1.contains("no JSON object"), "{report}");
     assert!(report.missing[1].1.contains("max_tokens"), "{report}");
     assert!(!report.written && !out.exists());
-    // Garbage is retried like a malformed answer; a cut answer is not.
-    assert_eq!(bad.count(), 2 + (1 + MALFORMED_RETRIES as usize) + 1);
+    // At temperature 0 neither a refused answer nor a cut one is asked twice.
+    assert_eq!(bad.count(), 2 + 1 + 1);
     let msg = report.incomplete().unwrap().to_string();
     assert!(
         msg.contains("2 of 4 item profiles are missing")

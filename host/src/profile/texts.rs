@@ -6,10 +6,6 @@ use serde_json::Value;
 
 use super::{list_ids, ProfileError};
 
-/// At most this many `{` positions of an answer are tried as the start of its JSON object
-/// (prose or a reasoning trace before it may hold braces of its own).
-const MAX_OBJECT_STARTS: usize = 64;
-
 /// One item of the metadata file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemMeta {
@@ -137,11 +133,7 @@ pub fn read_text_table(path: &Path) -> Result<Vec<String>, ProfileError> {
 /// non-empty one (code fences and prose around it are ignored), on one line.
 pub fn parse_summary(content: &str) -> Result<String, String> {
     let mut objects = 0;
-    for (start, _) in content.match_indices('{').take(MAX_OBJECT_STARTS) {
-        let mut stream = serde_json::Deserializer::from_str(&content[start..]).into_iter::<Value>();
-        let Some(Ok(Value::Object(map))) = stream.next() else {
-            continue;
-        };
+    for map in crate::llm::json_objects(content) {
         objects += 1;
         if let Some(Value::String(s)) = map.get("summarization") {
             let s = one_line(s);

@@ -73,6 +73,7 @@ pub use device::Device;
 pub use eval::{EvalConfig, METRICS};
 pub use llm::{
     LlmConfig, MAX_BACKOFF_MS, MAX_CONCURRENCY, MAX_RETRIES, MAX_TIMEOUT_SECS, MAX_TOKENS,
+    RESERVED_BODY_KEYS, RESPONSE_FORMATS,
 };
 pub use model::ModelConfig;
 pub use profile::{EmbedConfig, ProfileConfig, MAX_EMBED_BATCH};
