@@ -149,17 +149,48 @@ pub fn retrieval_profiles(
             ReductionMode::Joint => Reduction::Joint,
             ReductionMode::Separate => Reduction::Separate,
         };
+        let dim = reduced_dim(p, cfg)?;
         let opts = ReduceOptions {
-            dim: cfg.reduce_dim,
+            dim,
             mode,
             whiten: cfg.whiten,
         };
         let (u, i) = reduce_profiles(&p.users, &p.items, p.dim, &opts)?;
-        (u, i, cfg.reduce_dim)
+        (u, i, dim)
     };
     unit_rows(&mut users, dim);
     unit_rows(&mut items, dim);
     Ok((users, items, dim))
+}
+
+/// `augment.reduce_dim`, capped by what PCA can give: the profile dimension, and one less
+/// than the rows of each fitted table (the covariance of n rows has rank n − 1). A cap is
+/// logged once, naming the key; a table too small for any reduction is an error naming it.
+fn reduced_dim(p: &Profiles, cfg: &AugmentConfig) -> Result<usize, AugmentError> {
+    let (nu, ni) = (p.users.len() / p.dim.max(1), p.items.len() / p.dim.max(1));
+    let rows = match cfg.reduction {
+        ReductionMode::Joint => nu + ni,
+        ReductionMode::Separate => nu.min(ni),
+    };
+    let cap = p.dim.min(rows.saturating_sub(1));
+    if cap == 0 {
+        return Err(AugmentError::Input(format!(
+            "augment.reduce_dim = {}: the profiles have too few rows ({nu} users, {ni} items) \
+             for a PCA reduction; set augment.reduce_dim = 0 to retrieve on the raw profiles",
+            cfg.reduce_dim
+        )));
+    }
+    if cfg.reduce_dim > cap {
+        tracing::warn!(
+            "augment.reduce_dim = {} exceeds what {nu} users and {ni} items of dimension {} \
+             allow ({} reduction): reducing to {cap}",
+            cfg.reduce_dim,
+            p.dim,
+            cfg.reduction.as_str()
+        );
+        return Ok(cap);
+    }
+    Ok(cfg.reduce_dim)
 }
 
 /// Per user, the candidates (best first, at most `max(max_candidates, limits[u])`, so a
@@ -558,6 +589,40 @@ mod tests {
                 count: 1,
             })
             .collect()
+    }
+
+    #[test]
+    fn reduce_dim_is_capped_by_the_rows_and_a_table_too_small_is_named() {
+        let mut rng = promax_plugin_api::testing::SplitMix(4);
+        let mut table = |rows: usize| -> Vec<f32> {
+            (0..rows * 16).map(|_| rng.symmetric(1.0) as f32).collect()
+        };
+        let p = Profiles {
+            dim: 16,
+            users: table(10),
+            items: table(8),
+        };
+        let cfg = AugmentConfig::default();
+        assert_eq!(cfg.reduce_dim, 32);
+        // Separate bases: 8 item rows give at most 7 components.
+        let (u, i, dim) = retrieval_profiles(&p, &cfg).unwrap();
+        assert_eq!((dim, u.len(), i.len()), (7, 70, 56));
+        let joint = AugmentConfig {
+            reduction: ReductionMode::Joint,
+            ..cfg.clone()
+        };
+        // Joint: 18 rows, but the profiles have 16 dimensions.
+        assert_eq!(retrieval_profiles(&p, &joint).unwrap().2, 16);
+        let tiny = Profiles {
+            dim: 16,
+            users: table(1),
+            items: table(8),
+        };
+        let e = retrieval_profiles(&tiny, &cfg).unwrap_err().to_string();
+        assert!(
+            e.starts_with("augment.reduce_dim = 32") && e.contains("1 users"),
+            "{e}"
+        );
     }
 
     #[test]
