@@ -132,7 +132,7 @@ pub fn profile_items(dataset_dir: &Path, cfg: &Config) -> Result<ProfileReport, 
         DEFAULT_ITEM_PROMPT,
         &["title", "description"],
     )?;
-    let items = read_items(&resolve(dataset_dir, &p.items_file))?;
+    let items = read_items(&resolve(dataset_dir, &p.items_file), &p.item_columns)?;
     let conversations: Vec<Vec<ChatMessage>> = items
         .iter()
         .enumerate()
@@ -166,7 +166,7 @@ pub fn profile_users(dataset_dir: &Path, cfg: &Config) -> Result<ProfileReport, 
         &["items"],
     )?;
     let items_path = resolve(dataset_dir, &p.items_file);
-    let items = read_items(&items_path)?;
+    let items = read_items(&items_path, &p.item_columns)?;
     let out = out_folder(dataset_dir, &p.out_dir);
     let profiles_path = out.join("item_profiles.tsv");
     if !profiles_path.is_file() {

@@ -133,6 +133,23 @@ fn items_are_profiled_from_the_metadata_file() {
     // A rerun is answered from the cache.
     let again = profile_items(data.path(), &cfg).unwrap();
     assert_eq!((again.llm.calls, again.llm.cache_hits), (0, 4));
+
+    // profile.item_columns = [2]: the genres only, not the id column after them.
+    std::fs::remove_file(data.path().join("item_profiles.tsv")).unwrap();
+    let mut genres = cfg.clone();
+    genres.profile.item_columns = vec![2];
+    profile_items(data.path(), &genres).unwrap();
+    let reqs = server.requests();
+    let toy = reqs[reqs.len() - 4..]
+        .iter()
+        .find(|r| item_title(r).as_deref() == Some("Toy Story (1995)"))
+        .unwrap();
+    assert!(
+        last_message(toy).contains("Description: Animation|Children's\n")
+            || last_message(toy).ends_with("Description: Animation|Children's"),
+        "{}",
+        last_message(toy)
+    );
 }
 
 #[test]
@@ -315,9 +332,13 @@ fn metadata_and_text_files_errors_name_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("t.tsv");
     std::fs::write(&p, "1\tB\n\n0\tA\t\tx\ty\n").unwrap();
-    let items = read_items(&p).unwrap();
+    let items = read_items(&p, &[]).unwrap();
     assert_eq!(items[0].title, "A");
     assert_eq!(items[0].description, "x; y");
+    assert_eq!(items[1].description, "");
+    // Chosen columns, in the order given; a column a line lacks is no text.
+    let items = read_items(&p, &[4, 3, 9]).unwrap();
+    assert_eq!(items[0].description, "y; x");
     assert_eq!(items[1].description, "");
     for (body, want) in [
         ("0\tA\nx\tB\n", ":2: `x` is not an id"),
@@ -330,7 +351,7 @@ fn metadata_and_text_files_errors_name_the_line() {
         ("0\t\tgenre\n", "item 0 has an empty title"),
     ] {
         std::fs::write(&p, body).unwrap();
-        let e = read_items(&p).unwrap_err().to_string();
+        let e = read_items(&p, &[]).unwrap_err().to_string();
         assert!(e.contains(want), "{e}");
     }
     std::fs::write(&p, "0\ta\n1\t \n2\tc\n").unwrap();

@@ -78,21 +78,33 @@ fn id_table(path: &Path) -> Result<Vec<String>, ProfileError> {
 
 /// The item metadata file, `id<TAB>title<TAB>free text…` (several tab-separated fields may
 /// follow the title; a title is required). Row i = item i; every id up to the largest
-/// needs a line.
-pub fn read_items(path: &Path) -> Result<Vec<ItemMeta>, ProfileError> {
+/// needs a line. The description joins the non-empty fields of `columns` (file columns,
+/// 0 = the id), in that order, or of every column after the title when it is empty; a
+/// line without one of those columns just has no text there.
+pub fn read_items(path: &Path, columns: &[usize]) -> Result<Vec<ItemMeta>, ProfileError> {
     let rows = id_table(path)?;
     rows.into_iter()
         .enumerate()
         .map(|(id, rest)| {
-            let mut fields = rest.split('\t').map(str::trim);
-            let title = fields.next().unwrap_or("").to_string();
+            // `rest` starts at column 1 (the title).
+            let fields: Vec<&str> = rest.split('\t').map(str::trim).collect();
+            let title = fields.first().copied().unwrap_or("").to_string();
             if title.is_empty() {
                 return Err(ProfileError::Input(format!(
                     "{}: item {id} has an empty title",
                     path.display()
                 )));
             }
-            let description = fields
+            let chosen: Vec<&str> = if columns.is_empty() {
+                fields[1..].to_vec()
+            } else {
+                columns
+                    .iter()
+                    .filter_map(|&c| c.checked_sub(1).and_then(|i| fields.get(i)).copied())
+                    .collect()
+            };
+            let description = chosen
+                .into_iter()
                 .filter(|f| !f.is_empty())
                 .collect::<Vec<_>>()
                 .join("; ");

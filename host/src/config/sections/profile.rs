@@ -23,7 +23,14 @@ pub struct ProfileConfig {
     pub max_user_items: usize,
     /// Folder of `item_profiles.tsv` / `user_profiles.tsv`; `""` = the dataset folder.
     pub out_dir: PathBuf,
+    /// Columns of `items_file` (0 = the id, 1 = the title) whose text makes an item's
+    /// description, in this order; empty: every column after the title. An id column
+    /// (ML-100k's original movie id) is left out this way.
+    pub item_columns: Vec<usize>,
 }
+
+/// Highest column `profile.item_columns` may name.
+pub const MAX_ITEM_COLUMN: usize = 64;
 
 impl Default for ProfileConfig {
     fn default() -> Self {
@@ -33,6 +40,7 @@ impl Default for ProfileConfig {
             user_prompt: PathBuf::new(),
             max_user_items: 30,
             out_dir: PathBuf::new(),
+            item_columns: Vec::new(),
         }
     }
 }
@@ -73,6 +81,22 @@ impl ProfileConfig {
                 "",
                 "must name the item metadata file",
             ));
+        }
+        for (i, &c) in self.item_columns.iter().enumerate() {
+            if !(2..=MAX_ITEM_COLUMN).contains(&c) {
+                return Err(bad(
+                    "profile.item_columns",
+                    c,
+                    format!(
+                        "columns are counted from 0 (the id; 1 is the title, which the prompt \
+                         gets on its own): a description column is between 2 and \
+                         {MAX_ITEM_COLUMN}"
+                    ),
+                ));
+            }
+            if self.item_columns[..i].contains(&c) {
+                return Err(bad("profile.item_columns", c, "names this column twice"));
+            }
         }
         in_range(
             "profile.max_user_items",
