@@ -18,7 +18,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{dense_choice, AugmentError, Choice, Request, Rerank};
-use crate::llm::{AnswerSchema, ChatMessage, LlmClient, LlmError};
+use crate::llm::{map_bounded, AnswerSchema, ChatMessage, LlmClient, LlmError, Progress};
 
 /// The built-in prompt (`configs/prompts/rerank.txt`): a system part, a line `---`, and the
 /// user part with `{user_profile}`, `{candidates}` and `{budget}`.
@@ -163,9 +163,13 @@ impl Rerank for LlmRerank {
             None => Err("no JSON object with an \"items\" list".to_string()),
         };
         let schema = rerank_schema();
-        let answers = self
-            .client
-            .chat_many_structured(&conversations, Some(&schema), &check);
+        let progress = Progress::new("re-ranking", conversations.len());
+        let answers = map_bounded(&conversations, self.client.config().concurrency, |m| {
+            let answer = self.client.chat_structured(m, Some(&schema), &check);
+            progress.advance(1, usize::from(answer.is_err()));
+            answer
+        });
+        drop(progress);
         requests
             .iter()
             .zip(answers)

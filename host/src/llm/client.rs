@@ -146,19 +146,6 @@ impl LlmClient {
         map_bounded(conversations, self.cfg.concurrency, |m| self.chat(m))
     }
 
-    /// [`chat_structured`](Self::chat_structured) for every conversation, as
-    /// [`chat_many`](Self::chat_many) runs them.
-    pub fn chat_many_structured(
-        &self,
-        conversations: &[Vec<ChatMessage>],
-        schema: Option<&AnswerSchema>,
-        check: &(dyn Fn(&str) -> Result<(), String> + Sync),
-    ) -> Vec<Result<ChatAnswer, LlmError>> {
-        map_bounded(conversations, self.cfg.concurrency, |m| {
-            self.chat_structured(m, schema, check)
-        })
-    }
-
     /// [`embed`](Self::embed) for every batch of inputs, `concurrency` at a time; one
     /// result per batch, in input order.
     pub fn embed_many(&self, batches: &[Vec<String>]) -> Vec<Result<Vec<Vec<f32>>, LlmError>> {

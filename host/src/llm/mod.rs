@@ -61,6 +61,7 @@ mod client;
 mod config;
 mod error;
 mod pool;
+mod progress;
 mod stats;
 mod wire;
 
@@ -76,5 +77,6 @@ pub use config::{
 };
 pub use error::LlmError;
 pub use pool::map_bounded;
+pub use progress::Progress;
 pub use stats::LlmStats;
 pub use wire::{json_objects, AnswerSchema, ChatAnswer, ChatMessage};

@@ -11,7 +11,7 @@ use super::{list_ids, out_folder, resolve, write_file, ProfileError, What};
 use crate::augment::{read_texts, Prompt};
 use crate::config::Config;
 use crate::data::{read_pairs, Pairs};
-use crate::llm::{map_bounded, AnswerSchema, ChatMessage, LlmClient, LlmError, LlmStats};
+use crate::llm::{map_bounded, AnswerSchema, ChatMessage, LlmClient, LlmError, LlmStats, Progress};
 
 /// The built-in item prompt (`configs/prompts/item_profile.txt`): a system part, a line
 /// `---`, and the user part with `{title}` and `{description}` (and optionally `{id}`).
@@ -279,6 +279,31 @@ fn load_prompt(
         .map_err(|e| ProfileError::Input(format!("{key} = {}: {e}", path.display())))
 }
 
+/// One conversation's answer; a failure that is not the answer's fault stops the rest.
+fn ask_one(
+    client: &LlmClient,
+    conversation: &[ChatMessage],
+    schema: &AnswerSchema,
+    check: &(dyn Fn(&str) -> Result<(), String> + Sync),
+    stop: &AtomicBool,
+) -> Outcome {
+    match client.chat_structured(conversation, Some(schema), check) {
+        Ok(answer) => match parse_summary(&answer.content) {
+            Ok(profile) => Outcome::Profile(profile),
+            Err(why) => Outcome::Unusable(why),
+        },
+        Err(
+            e @ (LlmError::Malformed { .. }
+            | LlmError::Rejected { .. }
+            | LlmError::Truncated { .. }),
+        ) => Outcome::Unusable(e.to_string()),
+        Err(e) => {
+            stop.store(true, Ordering::Relaxed);
+            Outcome::Fatal(e)
+        }
+    }
+}
+
 /// What became of one conversation.
 enum Outcome {
     Profile(String),
@@ -308,26 +333,21 @@ fn ask_and_write(
     let stop = AtomicBool::new(false);
     let check = |content: &str| parse_summary(content).map(|_| ());
     let schema = AnswerSchema::strings("profile", &["summarization", "reasoning"]);
+    let label = if kind == "item" {
+        "item profiles"
+    } else {
+        "user profiles"
+    };
+    let progress = Progress::new(label, conversations.len());
     let outcomes = map_bounded(conversations, cfg.llm.concurrency, |conversation| {
         if stop.load(Ordering::Relaxed) {
             return Outcome::Skipped;
         }
-        match client.chat_structured(conversation, Some(&schema), &check) {
-            Ok(answer) => match parse_summary(&answer.content) {
-                Ok(profile) => Outcome::Profile(profile),
-                Err(why) => Outcome::Unusable(why),
-            },
-            Err(
-                e @ (LlmError::Malformed { .. }
-                | LlmError::Rejected { .. }
-                | LlmError::Truncated { .. }),
-            ) => Outcome::Unusable(e.to_string()),
-            Err(e) => {
-                stop.store(true, Ordering::Relaxed);
-                Outcome::Fatal(e)
-            }
-        }
+        let outcome = ask_one(&client, conversation, &schema, &check, &stop);
+        progress.advance(1, usize::from(matches!(outcome, Outcome::Unusable(_))));
+        outcome
     });
+    drop(progress);
     let done = outcomes
         .iter()
         .filter(|o| matches!(o, Outcome::Profile(_)))

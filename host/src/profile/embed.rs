@@ -10,7 +10,7 @@ use ndarray_npy::WriteNpyExt;
 use super::texts::read_text_table;
 use super::{out_folder, resolve, write_file, ProfileError, What};
 use crate::config::Config;
-use crate::llm::{map_bounded, LlmClient, LlmError, LlmStats};
+use crate::llm::{map_bounded, LlmClient, LlmError, LlmStats, Progress};
 
 /// What embedding one table did.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,6 +138,7 @@ pub fn embed_table(
         format!("{start}..{}", (start + batch_size).min(texts.len()))
     };
     let stop = AtomicBool::new(false);
+    let progress = Progress::new("embeddings", texts.len());
     let results: Vec<Option<Result<Vec<Vec<f32>>, LlmError>>> =
         map_bounded(&batches, client.config().concurrency, |batch| {
             if stop.load(Ordering::Relaxed) {
@@ -147,8 +148,10 @@ pub fn embed_table(
             if r.is_err() {
                 stop.store(true, Ordering::Relaxed);
             }
+            progress.advance(batch.len(), if r.is_err() { batch.len() } else { 0 });
             Some(r)
         });
+    drop(progress);
     let done = results.iter().filter(|r| matches!(r, Some(Ok(_)))).count();
     let mut values = Vec::new();
     let mut dim = None;
