@@ -677,7 +677,7 @@ fn structured_output_and_extra_body_reach_the_server_and_the_cache_key() {
         )
     });
     let dir = tempfile::tempdir().unwrap();
-    let schema = AnswerSchema::strings("profile", &["summarization", "reasoning"]);
+    let schema = AnswerSchema::strings("profile", &["summarization", "reasoning"], 1000);
     let ok = |_: &str| Ok(());
     let with = |format: &str, extra: serde_json::Value| {
         let c = LlmConfig {
@@ -790,4 +790,21 @@ fn new_keys_are_checked_and_named() {
     };
     assert_eq!(t.timeout_for("chat/completions"), Duration::from_secs(20));
     assert_eq!(t.timeout_for("embeddings"), Duration::from_secs(10));
+}
+
+#[test]
+fn string_schemas_bound_their_fields() {
+    let s = AnswerSchema::strings("p", &["b", "a"], 7);
+    assert_eq!(
+        s.schema,
+        json!({
+            "type": "object",
+            "properties": {
+                "a": {"type": "string", "minLength": 1, "maxLength": 7},
+                "b": {"type": "string", "minLength": 1, "maxLength": 7},
+            },
+            "required": ["b", "a"],
+            "additionalProperties": false,
+        })
+    );
 }

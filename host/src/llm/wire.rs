@@ -60,11 +60,18 @@ pub struct AnswerSchema {
 }
 
 impl AnswerSchema {
-    /// An object whose `fields` are all required strings, nothing else allowed.
-    pub fn strings(name: &'static str, fields: &[&str]) -> Self {
+    /// An object whose `fields` are all required, non-empty strings of at most
+    /// `max_chars` characters, nothing else allowed. The bound keeps a small model that repeats itself
+    /// inside a string from running into `max_tokens` (a grammar-constrained server must
+    /// close the string there).
+    pub fn strings(name: &'static str, fields: &[&str], max_chars: usize) -> Self {
         let props: serde_json::Map<String, Value> = fields
             .iter()
-            .map(|f| (f.to_string(), serde_json::json!({"type": "string"})))
+            .map(|f| {
+                let p =
+                    serde_json::json!({"type": "string", "minLength": 1, "maxLength": max_chars});
+                (f.to_string(), p)
+            })
             .collect();
         AnswerSchema {
             name,

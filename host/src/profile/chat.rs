@@ -304,6 +304,10 @@ fn ask_one(
     }
 }
 
+/// Longest `summarization` or `reasoning` the answer schema allows: about 250 tokens
+/// each, so that both fit the default `llm.max_tokens` of 1,024.
+const PROFILE_FIELD_CHARS: usize = 1000;
+
 /// What became of one conversation.
 enum Outcome {
     Profile(String),
@@ -332,7 +336,11 @@ fn ask_and_write(
         LlmClient::new(cfg.llm.clone()).map_err(|e| ProfileError::Input(format!("llm: {e}")))?;
     let stop = AtomicBool::new(false);
     let check = |content: &str| parse_summary(content).map(|_| ());
-    let schema = AnswerSchema::strings("profile", &["summarization", "reasoning"]);
+    let schema = AnswerSchema::strings(
+        "profile",
+        &["summarization", "reasoning"],
+        PROFILE_FIELD_CHARS,
+    );
     let label = if kind == "item" {
         "item profiles"
     } else {
