@@ -88,6 +88,10 @@ impl AnswerSchema {
 /// A chat request body. With a `schema` (the step's answer is JSON), `response_format`
 /// says how to ask for it: `json_schema` sends the schema (OpenAI, vLLM, llama.cpp and
 /// Ollama accept it), `json_object` any JSON object, `none` nothing. `extra` is merged in.
+///
+/// The schema goes with `strict: false`: local servers (llama.cpp, vLLM, Ollama) compile
+/// it into a grammar either way, while OpenAI's strict mode refuses keywords such as the
+/// length bounds of the profile schema; the answer is checked here in any case.
 pub(crate) fn chat_body(
     model: &str,
     messages: &[ChatMessage],
@@ -105,7 +109,7 @@ pub(crate) fn chat_body(
     let format = match structured {
         Some(("json_schema", s)) => Some(serde_json::json!({
             "type": "json_schema",
-            "json_schema": {"name": s.name, "schema": s.schema, "strict": true},
+            "json_schema": {"name": s.name, "schema": s.schema, "strict": false},
         })),
         Some(("json_object", _)) => Some(serde_json::json!({"type": "json_object"})),
         _ => None,
