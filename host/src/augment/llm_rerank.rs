@@ -289,6 +289,7 @@ pub fn read_texts(path: &Path, n: usize) -> Result<Vec<String>, AugmentError> {
 mod tests {
     use super::*;
     use crate::augment::tests::cands;
+    use crate::augment::Candidate;
     use crate::llm::testserver::{Recorded, Reply, TestServer};
     use crate::llm::LlmConfig;
 
@@ -394,18 +395,23 @@ mod tests {
         LlmRerank::new(LlmClient::new(cfg).unwrap(), prompt, users, items)
     }
 
+    /// Users `0..n`, each over `candidates` with a budget of 2.
+    fn users_0_to(n: u32, candidates: &[Candidate]) -> Vec<Request<'_>> {
+        (0..n)
+            .map(|user| Request {
+                user,
+                candidates,
+                budget: 2,
+            })
+            .collect()
+    }
+
     #[test]
     fn llm_answers_through_a_server_and_a_rerun_makes_no_calls() {
         let server = TestServer::start(script);
         let cache = tempfile::tempdir().unwrap();
         let c = cands(&[7, 8, 9]);
-        let reqs: Vec<Request<'_>> = (0..3)
-            .map(|user| Request {
-                user,
-                candidates: &c,
-                budget: 2,
-            })
-            .collect();
+        let reqs = users_0_to(3, &c);
         let first = reranker(&server, cache.path()).choose_all(&reqs).unwrap();
         assert_eq!(first[0].items, vec![7, 8]);
         assert_eq!((first[0].rejected, first[0].topped_up), (1, 1));
@@ -432,13 +438,7 @@ mod tests {
         });
         let cache = tempfile::tempdir().unwrap();
         let c = cands(&[7, 8, 9]);
-        let reqs: Vec<Request<'_>> = (0..2)
-            .map(|user| Request {
-                user,
-                candidates: &c,
-                budget: 2,
-            })
-            .collect();
+        let reqs = users_0_to(2, &c);
         let first = reranker(&server, cache.path()).choose_all(&reqs).unwrap();
         assert!(first[0].fell_back);
         assert_eq!(first[1].items, vec![9, 8]);

@@ -38,12 +38,7 @@ fn chat_body(content: &str, finish: &str) -> String {
 
 /// A deterministic chat answer derived from the request: "profile of <last message>".
 fn echo(req: &Recorded) -> Reply {
-    let last = req.json()["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or("")
-        .to_string();
+    let last = req.last_message();
     Reply::json(200, chat_body(&format!("profile of {last}"), "stop"))
 }
 
@@ -572,21 +567,11 @@ fn map_bounded_keeps_input_order() {
     assert!(map_bounded(&Vec::<u8>::new(), 4, |&x| x).is_empty());
 }
 
-/// The last message of a recorded chat request.
-fn last_user(req: &Recorded) -> String {
-    req.json()["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or("")
-        .to_string()
-}
-
 #[test]
 fn raising_max_tokens_reasks_only_the_truncated_answers() {
     // User 1's answer needs more than 8 tokens; the others fit.
     let server = TestServer::start(|req| {
-        if last_user(req) == "user 1" && req.json()["max_tokens"].as_u64() < Some(64) {
+        if req.last_message() == "user 1" && req.json()["max_tokens"].as_u64() < Some(64) {
             Reply::json(200, chat_body("{\"summarization\": \"cut", "length"))
         } else {
             echo(req)
@@ -617,7 +602,7 @@ fn raising_max_tokens_reasks_only_the_truncated_answers() {
         4,
         "only the truncated answer is asked again"
     );
-    assert_eq!(last_user(&server.requests()[3]), "user 1");
+    assert_eq!(server.requests()[3].last_message(), "user 1");
     assert_eq!(long.stats().cache_hits, 2);
 }
 

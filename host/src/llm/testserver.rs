@@ -59,6 +59,15 @@ impl Recorded {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
     }
+    /// The content of a chat request's last message ("" when there is none).
+    pub fn last_message(&self) -> String {
+        self.json()["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("")
+            .to_string()
+    }
 }
 
 type Script = dyn Fn(&Recorded) -> Reply + Send + Sync;

@@ -53,25 +53,16 @@ fn chat(content: &str, finish: &str) -> String {
     .to_string()
 }
 
-fn last_message(req: &Recorded) -> String {
-    req.json()["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or("")
-        .to_string()
-}
-
 /// The item title of an item prompt; `None` for a user prompt.
 fn item_title(req: &Recorded) -> Option<String> {
-    let text = last_message(req);
+    let text = req.last_message();
     let line = text.lines().find(|l| l.starts_with("Title: "))?;
     Some(line["Title: ".len()..].to_string())
 }
 
 /// The titles shown in a user prompt (its JSON lines).
 fn user_titles(req: &Recorded) -> Vec<String> {
-    last_message(req)
+    req.last_message()
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|v| v["title"].as_str().map(str::to_string))
@@ -124,9 +115,10 @@ fn items_are_profiled_from_the_metadata_file() {
     let body = toy.json();
     assert_eq!(body["messages"][0]["role"], "system");
     assert!(
-        last_message(toy).contains("Description: Animation|Children's; 1"),
+        toy.last_message()
+            .contains("Description: Animation|Children's; 1"),
         "every field after the title is description: {}",
-        last_message(toy)
+        toy.last_message()
     );
     assert!(report.to_string().contains("4 of 4"), "{report}");
 
@@ -145,10 +137,13 @@ fn items_are_profiled_from_the_metadata_file() {
         .find(|r| item_title(r).as_deref() == Some("Toy Story (1995)"))
         .unwrap();
     assert!(
-        last_message(toy).contains("Description: Animation|Children's\n")
-            || last_message(toy).ends_with("Description: Animation|Children's"),
+        toy.last_message()
+            .contains("Description: Animation|Children's\n")
+            || toy
+                .last_message()
+                .ends_with("Description: Animation|Children's"),
         "{}",
-        last_message(toy)
+        toy.last_message()
     );
 }
 
@@ -234,7 +229,7 @@ fn users_are_profiled_from_train_items_only() {
     assert!(shown.contains(&vec!["Casino (1995)".into()]));
     assert!(users
         .iter()
-        .any(|r| last_message(r).contains("fans of Heat (1995)")));
+        .any(|r| r.last_message().contains("fans of Heat (1995)")));
     assert_eq!(
         read(&data.path().join("user_profiles.tsv")),
         "0\tlikes Toy Story (1995) + Casino (1995)\n\
